@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
+/*
+ * The cgroup backend: cgroup/connect4, connect6 and connect_unix on the
+ * cgroup v2 root. They run after the LSM check on the kernel's copy of the
+ * address, and only observe: they always allow the connect (return 1).
+ */
+#include "common.bpf.h"
+
+/* Present from 6.2; weak so the object still loads where it is missing. */
+extern void *bpf_cast_to_kern_ctx(void *) __ksym __weak;
+
+static __always_inline struct cs_connect_record *cgroup_begin(struct bpf_sock_addr *ctx)
+{
+	struct cs_connect_record *rec = connect_begin(CS_BACKEND_CGROUP, ctx->type & 0xf);
+
+	if (rec) {
+		rec->sockfd = syscall_connect_fd();
+		__builtin_memset(rec->addr, 0, sizeof(rec->addr));
+	}
+	return rec;
+}
+
+SEC("cgroup/connect4")
+int handle_connect4(struct bpf_sock_addr *ctx)
+{
+	struct cs_connect_record *rec = cgroup_begin(ctx);
+	struct sockaddr_in *sin;
+
+	if (!rec)
+		return 1;
+	/* The hook hands us fields, not the sockaddr: rebuild a sockaddr_in. */
+	sin = (struct sockaddr_in *)rec->addr;
+	sin->sin_family = AF_INET;
+	sin->sin_port = ctx->user_port;
+	sin->sin_addr.s_addr = ctx->user_ip4;
+	rec->addrlen = sizeof(*sin);
+	connect_submit(rec);
+	return 1;
+}
+
+SEC("cgroup/connect6")
+int handle_connect6(struct bpf_sock_addr *ctx)
+{
+	struct cs_connect_record *rec = cgroup_begin(ctx);
+	struct sockaddr_in6 *sin6;
+
+	if (!rec)
+		return 1;
+	sin6 = (struct sockaddr_in6 *)rec->addr;
+	sin6->sin6_family = AF_INET6;
+	sin6->sin6_port = ctx->user_port;
+	sin6->sin6_addr.in6_u.u6_addr32[0] = ctx->user_ip6[0];
+	sin6->sin6_addr.in6_u.u6_addr32[1] = ctx->user_ip6[1];
+	sin6->sin6_addr.in6_u.u6_addr32[2] = ctx->user_ip6[2];
+	sin6->sin6_addr.in6_u.u6_addr32[3] = ctx->user_ip6[3];
+	/* Flow info and scope id are not ctx fields; the kernel's sockaddr has them. */
+	if (bpf_cast_to_kern_ctx) {
+		struct bpf_sock_addr_kern *kctx = bpf_cast_to_kern_ctx(ctx);
+		struct sockaddr_in6 *uaddr = (struct sockaddr_in6 *)BPF_CORE_READ(kctx, uaddr);
+
+		sin6->sin6_flowinfo = BPF_CORE_READ(uaddr, sin6_flowinfo);
+		sin6->sin6_scope_id = BPF_CORE_READ(uaddr, sin6_scope_id);
+	}
+	rec->addrlen = sizeof(*sin6);
+	connect_submit(rec);
+	return 1;
+}
+
+/*
+ * Kernel >= 6.7. libbpf 1.1 does not know the section name, so this is
+ * declared as connect4 and user space sets the expected attach type to
+ * BPF_CGROUP_UNIX_CONNECT before load (and leaves it out on older kernels).
+ */
+SEC("cgroup/connect4")
+int handle_connect_unix(struct bpf_sock_addr *ctx)
+{
+	struct bpf_sock_addr_kern *kctx;
+	struct cs_connect_record *rec;
+	__u32 len;
+
+	if (!bpf_cast_to_kern_ctx)
+		return 1;
+	rec = cgroup_begin(ctx);
+	if (!rec)
+		return 1;
+	kctx = bpf_cast_to_kern_ctx(ctx);
+	len = BPF_CORE_READ(kctx, uaddrlen);
+	rec->addrlen = len;
+	if (len && bpf_probe_read_kernel(rec->addr, sockaddr_read_size(len), BPF_CORE_READ(kctx, uaddr)))
+		rec->flags |= CS_CONNECT_ADDR_FAULT;
+	connect_submit(rec);
+	return 1;
+}

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause */
+/*
+ * What every backend shares: the one ring buffer, loss counters, settings,
+ * and fill_process()/connect_*() that build a connect record. Each backend's
+ * .bpf.c is a thin entry point over these. Maps and settings are __weak so
+ * that every .bpf.c can include this header and `bpftool gen object` links
+ * them into one object with one copy of each.
+ */
+#ifndef CONNSCOPE_COMMON_BPF_H
+#define CONNSCOPE_COMMON_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_tracing.h>
+
+#include "wire.h"
+
+#define AF_UNIX 1
+#define AF_INET 2
+#define AF_INET6 10
+#define NR_CONNECT_X86_64 42
+
+/* Sized by user space before load (Options::ring_size). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} events_rb SEC(".maps") __weak;
+
+/* Reservation failures by record type, per CPU so counting never contends. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CS_REC_TYPES);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost_counts SEC(".maps") __weak;
+
+/* Ring fill, in bytes, past which a submit wakes the consumer. */
+const volatile __u64 wakeup_watermark __weak = 1 << 20;
+/* THREAD_SIZE of the running kernel: 16 KiB, 32 KiB with KASAN. */
+const volatile __u32 thread_size __weak = 16384;
+
+static __always_inline void count_lost(__u32 type)
+{
+	__u64 *n = bpf_map_lookup_elem(&lost_counts, &type);
+	if (n)
+		*n += 1;
+}
+
+/* Submit without a wakeup unless the ring is filling up (ARCHITECTURE.md). */
+static __always_inline __u64 submit_flags(void)
+{
+	return bpf_ringbuf_query(&events_rb, BPF_RB_AVAIL_DATA) >= wakeup_watermark
+		       ? BPF_RB_FORCE_WAKEUP
+		       : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void fill_process(struct cs_process *p)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct pid *tpid;
+	unsigned int level;
+
+	p->pid = BPF_CORE_READ(task, tgid);
+	p->tid = BPF_CORE_READ(task, pid);
+	p->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	p->uid = BPF_CORE_READ(task, cred, uid.val);
+	p->gid = BPF_CORE_READ(task, cred, gid.val);
+	p->cgroup_id = bpf_get_current_cgroup_id();
+	p->mnt_ns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	p->net_ns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
+	p->uts_ns = BPF_CORE_READ(task, nsproxy, uts_ns, ns.inum);
+	p->ipc_ns = BPF_CORE_READ(task, nsproxy, ipc_ns, ns.inum);
+	p->cgroup_ns = BPF_CORE_READ(task, nsproxy, cgroup_ns, ns.inum);
+	p->user_ns = BPF_CORE_READ(task, cred, user_ns, ns.inum);
+	/* The PID namespace a task lives in is the one at its pid's level. */
+	tpid = BPF_CORE_READ(task, thread_pid);
+	level = BPF_CORE_READ(tpid, level);
+	p->pid_ns = BPF_CORE_READ(tpid, numbers[level & 31].ns, ns.inum);
+	bpf_probe_read_kernel_str(p->comm, sizeof(p->comm), &task->comm);
+}
+
+/*
+ * sockfd is not an argument of the hooks: read it from the user registers
+ * saved at the top of the kernel stack, but only when the current syscall is
+ * connect (io_uring and socketcall have no fd to give). x86 FRED kernels pad
+ * the stack top by 16 bytes, so both layouts are tried; orig_ax must say
+ * connect for either to count.
+ */
+static __always_inline __s32 syscall_connect_fd(void)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	void *stack = BPF_CORE_READ(task, stack);
+	__u32 pad;
+
+	if (!stack)
+		return -1;
+	for (pad = 0; pad <= 16; pad += 16) {
+		struct pt_regs *regs = stack + thread_size - pad - bpf_core_type_size(struct pt_regs);
+		long nr = -1, fd = -1;
+
+		if (bpf_probe_read_kernel(&nr, sizeof(nr), &regs->orig_ax))
+			continue;
+		if (nr != NR_CONNECT_X86_64)
+			continue;
+		if (bpf_probe_read_kernel(&fd, sizeof(fd), &regs->di))
+			return -1;
+		return (__s32)fd;
+	}
+	return -1;
+}
+
+/* Reserves a connect record with the process context filled in, or counts the loss. */
+static __always_inline struct cs_connect_record *connect_begin(__u16 backend, __u16 sock_type)
+{
+	struct cs_connect_record *rec;
+
+	rec = bpf_ringbuf_reserve(&events_rb, sizeof(*rec), 0);
+	if (!rec) {
+		count_lost(CS_REC_CONNECT);
+		return 0;
+	}
+	rec->hdr.type = CS_REC_CONNECT;
+	rec->hdr.size = sizeof(*rec);
+	rec->hdr.boot_ns = bpf_ktime_get_boot_ns();
+	fill_process(&rec->proc);
+	rec->sockfd = -1;
+	rec->sock_type = sock_type;
+	rec->flags = 0;
+	rec->addrlen = 0;
+	rec->backend = backend;
+	rec->pad = 0;
+	return rec;
+}
+
+static __always_inline void connect_submit(struct cs_connect_record *rec)
+{
+	bpf_ringbuf_submit(rec, submit_flags());
+}
+
+/*
+ * A read size in [1, CS_SOCKADDR_MAX] for an address length > 0, written as
+ * a mask so the verifier can bound it whatever the compiler does to a clamp.
+ */
+static __always_inline __u32 sockaddr_read_size(__u32 len)
+{
+	if (len > CS_SOCKADDR_MAX)
+		len = CS_SOCKADDR_MAX;
+	return ((len - 1) & (CS_SOCKADDR_MAX - 1)) + 1;
+}
+
+/*
+ * Emits a record for a sockaddr in kernel memory (lsm, fentry, kprobe). The
+ * kernel always holds it in a whole sockaddr_storage (__sys_connect and
+ * io_uring alike), so all 128 bytes are read; addrlen says which count.
+ */
+static __always_inline void emit_kernel_sockaddr(__u16 backend, struct socket *sock,
+						 struct sockaddr *address, int addrlen)
+{
+	struct cs_connect_record *rec;
+
+	rec = connect_begin(backend, BPF_CORE_READ(sock, type) & 0xf);
+	if (!rec)
+		return;
+	rec->sockfd = syscall_connect_fd();
+	rec->addrlen = addrlen < 0 ? 0 : addrlen;
+	if (bpf_probe_read_kernel(rec->addr, sizeof(rec->addr), address)) {
+		__builtin_memset(rec->addr, 0, sizeof(rec->addr));
+		rec->flags |= CS_CONNECT_ADDR_FAULT;
+	}
+	connect_submit(rec);
+}
+
+/* GPL-compatible: the programs use GPL-only helpers (bpf_probe_read_kernel). */
+char LICENSE[] SEC("license") __weak = "Dual BSD/GPL";
+
+#endif

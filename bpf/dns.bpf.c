@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
+/*
+ * DNS capture: cgroup_skb/ingress on the cgroup v2 root sees every packet a
+ * local socket receives. Answers from the configured ports (UDP and TCP, IPv4
+ * and IPv6) are copied, bounded, into the same ring as the connect records,
+ * so an answer is always decoded before a connect made after it.
+ *
+ * The current task here is whoever the softirq interrupted, so the namespace
+ * comes from the receiving socket and no pid is recorded.
+ */
+#include "common.bpf.h"
+
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1FFF
+
+extern void *bpf_cast_to_kern_ctx(void *) __ksym __weak;
+
+const volatile __u16 dns_ports[CS_DNS_PORTS_MAX] __weak;
+const volatile __u32 dns_port_count __weak;
+const volatile __u32 dns_payload_max __weak = 1500;
+
+struct dns_scratch {
+	struct cs_dns_record rec;
+	__u8 payload[CS_DNS_PAYLOAD_MAX];
+};
+
+/* A record is built here, then copied into the ring with its real length. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dns_scratch);
+} dns_scratch_map SEC(".maps");
+
+static __always_inline int is_dns_port(__u16 port)
+{
+#pragma unroll
+	for (int i = 0; i < CS_DNS_PORTS_MAX; i++) {
+		if (i >= dns_port_count)
+			return 0;
+		if (dns_ports[i] == port)
+			return 1;
+	}
+	return 0;
+}
+
+static __always_inline __u32 receiving_netns(struct __sk_buff *skb)
+{
+	struct sk_buff *kskb;
+
+	if (!bpf_cast_to_kern_ctx)
+		return 0;
+	kskb = bpf_cast_to_kern_ctx(skb);
+	return BPF_CORE_READ(kskb, sk, __sk_common.skc_net.net, ns.inum);
+}
+
+SEC("cgroup_skb/ingress")
+int handle_dns_ingress(struct __sk_buff *skb)
+{
+	__u32 zero = 0, l4_off, payload_off, payload_len, cap;
+	struct dns_scratch *s;
+	__u8 proto;
+
+	s = bpf_map_lookup_elem(&dns_scratch_map, &zero);
+	if (!s)
+		return 1;
+	__builtin_memset(&s->rec, 0, sizeof(s->rec));
+
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr ip;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
+			return 1;
+		/* Only a whole datagram or the first fragment carries the header. */
+		if (bpf_ntohs(ip.frag_off) & IP_OFFSET)
+			return 1;
+		proto = ip.protocol;
+		l4_off = ip.ihl * 4;
+		__builtin_memcpy(s->rec.saddr, &ip.saddr, 4);
+		__builtin_memcpy(s->rec.daddr, &ip.daddr, 4);
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr ip6;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
+			return 1;
+		/* Extension headers are not walked: DNS answers do not carry them. */
+		proto = ip6.nexthdr;
+		l4_off = sizeof(ip6);
+		__builtin_memcpy(s->rec.saddr, &ip6.saddr, 16);
+		__builtin_memcpy(s->rec.daddr, &ip6.daddr, 16);
+		s->rec.flags |= CS_DNS_IPV6;
+	} else {
+		return 1;
+	}
+
+	if (proto == IPPROTO_UDP) {
+		struct udphdr udp;
+
+		if (bpf_skb_load_bytes(skb, l4_off, &udp, sizeof(udp)))
+			return 1;
+		s->rec.sport = bpf_ntohs(udp.source);
+		if (!is_dns_port(s->rec.sport))
+			return 1;
+		s->rec.dport = bpf_ntohs(udp.dest);
+		payload_off = l4_off + sizeof(udp);
+		payload_len = bpf_ntohs(udp.len);
+		payload_len = payload_len > sizeof(udp) ? payload_len - sizeof(udp) : 0;
+	} else if (proto == IPPROTO_TCP) {
+		struct tcphdr tcp;
+
+		if (bpf_skb_load_bytes(skb, l4_off, &tcp, sizeof(tcp)))
+			return 1;
+		s->rec.sport = bpf_ntohs(tcp.source);
+		if (!is_dns_port(s->rec.sport))
+			return 1;
+		s->rec.dport = bpf_ntohs(tcp.dest);
+		s->rec.flags |= CS_DNS_TCP;
+		if (tcp.fin || tcp.rst)
+			s->rec.flags |= CS_DNS_TCP_FIN;
+		s->rec.tcp_seq = bpf_ntohl(tcp.seq);
+		payload_off = l4_off + tcp.doff * 4;
+		payload_len = skb->len > payload_off ? skb->len - payload_off : 0;
+		/* A bare ACK carries nothing; a FIN still ends the flow's state. */
+		if (!payload_len && !(s->rec.flags & CS_DNS_TCP_FIN))
+			return 1;
+	} else {
+		return 1;
+	}
+
+	cap = payload_len < dns_payload_max ? payload_len : dns_payload_max;
+	if (cap < payload_len)
+		s->rec.flags |= CS_DNS_TRUNCATED;
+	if (cap) {
+		/* The mask form lets the verifier bound cap to the scratch buffer. */
+		cap = ((cap - 1) & (CS_DNS_PAYLOAD_MAX - 1)) + 1;
+		if (bpf_skb_load_bytes(skb, payload_off, s->payload, cap))
+			return 1;
+	}
+
+	s->rec.hdr.type = CS_REC_DNS;
+	s->rec.hdr.size = sizeof(s->rec) + cap;
+	s->rec.hdr.boot_ns = bpf_ktime_get_boot_ns();
+	s->rec.net_ns = receiving_netns(skb);
+	s->rec.captured = cap;
+	s->rec.orig_len = payload_len;
+	if (bpf_ringbuf_output(&events_rb, s, sizeof(s->rec) + cap, submit_flags()))
+		count_lost(CS_REC_DNS);
+	return 1;
+}

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause */
+/*
+ * The records BPF programs write into the ring buffer and lib/ decodes.
+ * Shared by kernel and user side: fixed-width types, explicit padding, and
+ * size asserts, so both compilers agree on the layout. Never installed.
+ */
+#ifndef CONNSCOPE_WIRE_H
+#define CONNSCOPE_WIRE_H
+
+#ifdef __BPF__
+/* vmlinux.h provides __u8..__u64 on the BPF side. */
+#else
+#include <linux/types.h>
+#endif
+
+#define CS_WIRE_VERSION 1
+
+#ifdef __cplusplus
+#define CS_STATIC_ASSERT static_assert
+#else
+#define CS_STATIC_ASSERT _Static_assert
+#endif
+
+/* Record types; also the index into the lost_counts per-CPU array. */
+#define CS_REC_CONNECT 1
+#define CS_REC_DNS 2
+#define CS_REC_TYPES 3
+
+#define CS_COMM_LEN 16
+/* Enough for any sockaddr the kernel accepts (sockaddr_storage is 128). */
+#define CS_SOCKADDR_MAX 128
+/* DNS payload bytes one record can carry (the per-session bound is lower). */
+#define CS_DNS_PAYLOAD_MAX 8192
+#define CS_DNS_PORTS_MAX 16
+
+/* Connect record flags. */
+#define CS_CONNECT_TOCTOU 0x1   /* address read from user memory */
+#define CS_CONNECT_ADDR_FAULT 0x2 /* the address could not be read */
+
+/* DNS record flags. */
+#define CS_DNS_TCP 0x1
+#define CS_DNS_TRUNCATED 0x2
+#define CS_DNS_TCP_FIN 0x4
+#define CS_DNS_IPV6 0x8
+
+struct cs_header {
+	__u32 type;
+	__u32 size;    /* whole record, header included */
+	__u64 boot_ns; /* bpf_ktime_get_boot_ns() when the hook ran */
+};
+
+struct cs_process {
+	__u32 pid;  /* tgid */
+	__u32 tid;
+	__u32 ppid;
+	__u32 uid;
+	__u32 gid;
+	__u32 mnt_ns;
+	__u64 cgroup_id;
+	__u32 net_ns;
+	__u32 pid_ns;
+	__u32 user_ns;
+	__u32 uts_ns;
+	__u32 ipc_ns;
+	__u32 cgroup_ns;
+	char comm[CS_COMM_LEN];
+};
+
+struct cs_connect_record {
+	struct cs_header hdr;
+	struct cs_process proc;
+	__s32 sockfd;    /* -1 when not the connect syscall */
+	__u16 sock_type; /* SOCK_* without flags */
+	__u16 flags;     /* CS_CONNECT_* */
+	__u32 addrlen;   /* as the caller passed it */
+	__u16 backend;   /* enum cs_backend_id value */
+	__u16 pad;
+	__u8 addr[CS_SOCKADDR_MAX]; /* raw sockaddr, min(addrlen, CS_SOCKADDR_MAX) bytes valid */
+};
+
+struct cs_dns_record {
+	struct cs_header hdr;
+	__u32 net_ns;    /* of the receiving socket */
+	__u16 flags;     /* CS_DNS_* */
+	__u16 sport;     /* host order */
+	__u16 dport;     /* host order */
+	__u16 captured;  /* payload bytes that follow */
+	__u32 orig_len;  /* payload bytes in the packet */
+	__u32 tcp_seq;   /* host order, TCP only */
+	__u32 pad;
+	__u8 saddr[16];  /* IPv4 in the first 4 bytes */
+	__u8 daddr[16];
+	/* __u8 payload[captured] follows */
+};
+
+/* Backend ids carried in records, for diagnostics and tests. */
+#define CS_BACKEND_LSM 1
+#define CS_BACKEND_FENTRY 2
+#define CS_BACKEND_KPROBE 3
+#define CS_BACKEND_CGROUP 4
+#define CS_BACKEND_TRACEPOINT 5
+
+CS_STATIC_ASSERT(sizeof(struct cs_header) == 16, "cs_header layout");
+CS_STATIC_ASSERT(sizeof(struct cs_process) == 72, "cs_process layout");
+CS_STATIC_ASSERT(sizeof(struct cs_connect_record) == 232, "cs_connect_record layout");
+CS_STATIC_ASSERT(sizeof(struct cs_dns_record) == 72, "cs_dns_record layout");
+
+#endif

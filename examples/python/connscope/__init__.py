@@ -1,0 +1,348 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
+"""Watch every connect() on a Linux host, from Python (ctypes over libconnscope).
+
+    import connscope
+
+    with connscope.Session() as session:
+        for ev in session:            # polls forever
+            print(ev.event, ev.pid, ev.comm, ev.remote_addr)
+
+Events are SecuritySocketConnect and NetTcpConnect dataclasses whose fields
+have the names of connscope's JSON output. Failures raise connscope.Error,
+whose .code is the library's negative error code and whose message is the
+library's own (what failed, why, and what to do).
+
+The library is found through the library= argument, the CONNSCOPE_LIBRARY
+environment variable, or ctypes.util.find_library("connscope").
+Standard library only. Needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN).
+"""
+
+import ctypes
+import errno as _errno
+import socket as _socket
+from dataclasses import asdict, dataclass, field
+from typing import List, Optional, Union
+
+from . import _ffi
+from ._ffi import (EBACKEND, ECALLBACK, EINTERNAL, EMOVED, ENOBTF, ENOCGROUP2)  # noqa: F401
+
+__all__ = [
+    "Session", "Error", "SecuritySocketConnect", "NetTcpConnect", "Stats", "BackendInfo",
+    "BackendStatus", "library_version", "EBACKEND", "ENOCGROUP2", "ENOBTF", "EMOVED",
+    "ECALLBACK", "EINTERNAL",
+]
+
+__version__ = "0.1.0"
+
+_libs = {}
+
+
+def _lib(path=None):
+    key = _ffi.find_library(path)
+    if key not in _libs:
+        try:
+            _libs[key] = _ffi.load(key)
+        except OSError as e:
+            raise Error(-_errno.ENOENT,
+                        f"cannot load libconnscope ({key}): {e}; pass library=, set "
+                        "CONNSCOPE_LIBRARY to the path of libconnscope.so, or install it") from e
+    return _libs[key]
+
+
+def library_version(library=None) -> str:
+    """The version of the loaded libconnscope ("MAJOR.MINOR.PATCH")."""
+    return _lib(library).connscope_version().decode()
+
+
+class Error(Exception):
+    """A failure reported by libconnscope.
+
+    code is the library's return value: a negative errno (-errno.EINVAL,
+    -errno.EPERM, ...) or a negated project code (-connscope.EBACKEND, ...).
+    str(error) is the library's full message.
+    """
+
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __repr__(self):
+        return f"connscope.Error({self.code}, {self.message!r})"
+
+
+def _text(b: Optional[bytes]) -> str:
+    return b.decode("utf-8", "backslashreplace") if b else ""
+
+
+@dataclass(frozen=True)
+class SecuritySocketConnect:
+    """Every connect attempt (the kernel's security_socket_connect)."""
+    event: str = field(default="SecuritySocketConnect", init=False)
+    timestamp: int      # ns since the Unix epoch
+    pid: int
+    tid: int
+    ppid: int
+    uid: int
+    gid: int
+    comm: str
+    cgroup_id: int
+    mnt_ns: int
+    net_ns: int
+    pid_ns: int
+    user_ns: int
+    uts_ns: int
+    ipc_ns: int
+    cgroup_ns: int
+    sockfd: int         # -1 when not from connect(2) (io_uring, socketcall)
+    type: str           # "SOCK_STREAM", "SOCK_DGRAM", ...
+    remote_addr: dict   # {"family": "AF_INET", "ip": ..., "port": ...} or {"family": "AF_UNIX", "path": ...}
+    toctou: bool
+
+    def to_dict(self) -> dict:
+        """The event as the JSON contract's object."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class NetTcpConnect:
+    """A TCP connect over IPv4/IPv6 with the DNS names of its destination."""
+    event: str = field(default="NetTcpConnect", init=False)
+    timestamp: int
+    pid: int
+    tid: int
+    ppid: int
+    uid: int
+    gid: int
+    comm: str
+    cgroup_id: int
+    mnt_ns: int
+    net_ns: int
+    pid_ns: int
+    user_ns: int
+    uts_ns: int
+    ipc_ns: int
+    cgroup_ns: int
+    sockfd: int
+    dst_ip: str
+    dst_port: int
+    results: List[str]  # names that resolved to dst_ip, most relevant first
+
+    def to_dict(self) -> dict:
+        """The event as the JSON contract's object."""
+        return asdict(self)
+
+
+Event = Union[SecuritySocketConnect, NetTcpConnect]
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Counters since the session started; produced = delivered + lost."""
+    events: int
+    tcp_events: int
+    dns_messages: int
+    lost: int
+    lost_ring_connect: int
+    lost_ring_dns: int
+    dns_truncated: int
+    dns_malformed: int
+    dns_tcp_dropped: int
+    decode_errors: int
+    correlator_evictions: int
+    callback_errors: int
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    """The verdict on one backend."""
+    name: str
+    available: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """The backend in use, why, what it cannot see, and every backend tried."""
+    name: str
+    reason: str
+    dns: str
+    gaps: List[str]
+    tried: List[BackendStatus]
+
+
+def _process_fields(p) -> dict:
+    return {
+        "timestamp": p.timestamp_ns, "pid": p.pid, "tid": p.tid, "ppid": p.ppid,
+        "uid": p.uid, "gid": p.gid, "comm": _text(p.comm), "cgroup_id": p.cgroup_id,
+        "mnt_ns": p.mnt_ns, "net_ns": p.net_ns, "pid_ns": p.pid_ns, "user_ns": p.user_ns,
+        "uts_ns": p.uts_ns, "ipc_ns": p.ipc_ns, "cgroup_ns": p.cgroup_ns,
+    }
+
+
+def _address(a) -> dict:
+    family = _text(a.family_name)
+    if a.kind == _ffi.ADDR_INET:
+        out = {"family": family, "ip": _text(a.ip_text), "port": a.port}
+        if a.family == _socket.AF_INET6 and a.scope_id:
+            out["scope_id"] = a.scope_id
+        return out
+    if a.kind == _ffi.ADDR_UNIX:
+        name = ctypes.string_at(a.unix_name, a.unix_name_len) if a.unix_name_len else b""
+        path = _text(name)
+        if a.unix_kind == _ffi.UNIX_ABSTRACT:
+            path = "@" + path
+        return {"family": family, "path": path}
+    return {"family": family, "length": a.addrlen}
+
+
+def _connect_event(ev) -> SecuritySocketConnect:
+    return SecuritySocketConnect(
+        **_process_fields(ev.process), sockfd=ev.sockfd, type=_text(ev.type_name),
+        remote_addr=_address(ev.remote_addr), toctou=bool(ev.toctou))
+
+
+def _tcp_event(ev) -> NetTcpConnect:
+    results = [_text(ev.results[i]) for i in range(ev.result_count)]
+    return NetTcpConnect(
+        **_process_fields(ev.process), sockfd=ev.sockfd, dst_ip=_text(ev.dst_ip),
+        dst_port=ev.dst_port, results=results)
+
+
+class Session:
+    """A connscope session: BPF programs attached to the kernel, delivering events.
+
+    Session(backend="auto", ring_size=0, max_latency_ms=0, dns=True,
+            dns_ports=None, dns_payload_max=0, library=None)
+
+    backend is "auto", a name ("cgroup"), a comma list or a list of names;
+    zero/None settings take the library defaults (4 MiB ring, 10 ms latency,
+    DNS on port 53). Use it as a context manager, or call close().
+    Not thread-safe: use a session from one thread at a time.
+    """
+
+    def __init__(self, backend: Union[str, List[str]] = "auto", ring_size: int = 0,
+                 max_latency_ms: int = 0, dns: bool = True, dns_ports: Optional[List[int]] = None,
+                 dns_payload_max: int = 0, library=None):
+        self._lib = _lib(library)
+        self._ptr = None
+        self._pending: List[Event] = []
+        self._exception: Optional[BaseException] = None
+        if not isinstance(backend, str):
+            backend = ",".join(backend)
+        opts = _ffi.Opts()
+        opts.sz = ctypes.sizeof(opts)
+        opts.backends = backend.encode()
+        opts.ring_size = ring_size or 0
+        opts.max_latency_ms = max_latency_ms or 0
+        opts.dns_mode = _ffi.DNS_ON if dns else _ffi.DNS_OFF
+        if dns_ports:
+            self._ports = (ctypes.c_uint16 * len(dns_ports))(*dns_ports)
+            opts.dns_ports = self._ports
+            opts.dns_port_count = len(dns_ports)
+        opts.dns_payload_max = dns_payload_max or 0
+        # The C callbacks must outlive the session: keep them on self.
+        self._on_connect = _ffi.ConnectFn(self._connect_cb)
+        self._on_tcp_connect = _ffi.TcpConnectFn(self._tcp_cb)
+        cb = _ffi.Callbacks()
+        cb.sz = ctypes.sizeof(cb)
+        cb.on_connect = self._on_connect
+        cb.on_tcp_connect = self._on_tcp_connect
+        ptr = ctypes.POINTER(_ffi.Session)()
+        self._check(self._lib.connscope_session_new(ctypes.byref(opts), ctypes.byref(cb),
+                                                    ctypes.byref(ptr)))
+        self._ptr = ptr
+
+    # A callback that raises stops the poll (negative return); poll() re-raises.
+    def _connect_cb(self, ev, _ctx):
+        try:
+            self._pending.append(_connect_event(ev.contents))
+            return 0
+        except BaseException as e:  # noqa: B036 - re-raised by poll()
+            self._exception = e
+            return -ECALLBACK
+
+    def _tcp_cb(self, ev, _ctx):
+        try:
+            self._pending.append(_tcp_event(ev.contents))
+            return 0
+        except BaseException as e:  # noqa: B036
+            self._exception = e
+            return -ECALLBACK
+
+    def _check(self, rc: int) -> int:
+        if rc < 0:
+            raise Error(rc, _text(self._lib.connscope_last_error())
+                        or _text(self._lib.connscope_strerror(rc)))
+        return rc
+
+    def _session(self):
+        if not self._ptr:
+            raise Error(-_errno.EBADF, "the connscope session is closed")
+        return self._ptr
+
+    def _deliver(self, rc: int) -> List[Event]:
+        events, self._pending = self._pending, []
+        if self._exception is not None:
+            exc, self._exception = self._exception, None
+            raise exc
+        self._check(rc)
+        return events
+
+    def poll(self, timeout: Optional[float] = None) -> List[Event]:
+        """Waits up to timeout seconds (None: without end, 0: not at all) and returns the events."""
+        ms = -1 if timeout is None else max(0, int(timeout * 1000))
+        return self._deliver(self._lib.connscope_session_poll(self._session(), ms))
+
+    def consume(self) -> List[Event]:
+        """Returns what the ring holds now, without waiting."""
+        return self._deliver(self._lib.connscope_session_consume(self._session()))
+
+    def fileno(self) -> int:
+        """An fd that becomes readable when events wait (for select/selectors); then call consume()."""
+        return self._check(self._lib.connscope_session_fd(self._session()))
+
+    def __iter__(self):
+        """Yields events forever (polling in short steps so Ctrl-C is seen)."""
+        while True:
+            yield from self.poll(0.5)
+
+    def stats(self) -> Stats:
+        """The counters."""
+        st = _ffi.Stats()
+        st.sz = ctypes.sizeof(st)
+        self._check(self._lib.connscope_session_stats(self._session(), ctypes.byref(st)))
+        return Stats(**{name: getattr(st, name) for name, _ in _ffi.Stats._fields_[1:]})
+
+    def backend(self) -> BackendInfo:
+        """The backend in use and why."""
+        s = self._session()
+        info = _ffi.BackendInfo()
+        info.sz = ctypes.sizeof(info)
+        self._check(self._lib.connscope_session_backend(s, ctypes.byref(info)))
+        tried = []
+        for i in range(info.tried_count):
+            st = _ffi.BackendStatus()
+            st.sz = ctypes.sizeof(st)
+            self._check(self._lib.connscope_session_backend_tried(s, i, ctypes.byref(st)))
+            tried.append(BackendStatus(_text(st.name), bool(st.available), _text(st.reason)))
+        return BackendInfo(name=_text(info.name), reason=_text(info.reason), dns=_text(info.dns),
+                           gaps=[_text(info.gaps[i]) for i in range(info.gap_count)], tried=tried)
+
+    def close(self) -> None:
+        """Detaches and frees everything; safe to call twice."""
+        if self._ptr:
+            ptr, self._ptr = self._ptr, None
+            self._lib.connscope_session_free(ptr)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown
+            pass

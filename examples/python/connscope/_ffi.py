@@ -1,0 +1,209 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
+"""ctypes declarations of <connscope/connscope.h>. Private to the package.
+
+The structures mirror the C header field for field; tests/python/test_layout.py
+checks them against tests/abi/layout.txt, the committed C layout.
+"""
+
+import ctypes
+import ctypes.util
+import os
+
+from ctypes import (CFUNCTYPE, POINTER, Structure, c_char, c_char_p, c_int, c_int32,
+                    c_size_t, c_uint8, c_uint16, c_uint32, c_uint64, c_void_p)
+
+COMM_LEN = 16
+IP_TEXT_LEN = 48
+
+EBACKEND = 4000
+ENOCGROUP2 = 4001
+ENOBTF = 4002
+EMOVED = 4003
+ECALLBACK = 4004
+EINTERNAL = 4005
+
+DNS_DEFAULT = 0
+DNS_ON = 1
+DNS_OFF = 2
+
+ADDR_INET = 1
+ADDR_UNIX = 2
+ADDR_UNKNOWN = 3
+
+UNIX_PATH = 1
+UNIX_ABSTRACT = 2
+UNIX_UNNAMED = 3
+
+
+class Opts(Structure):
+    _fields_ = [
+        ("sz", c_size_t),
+        ("backends", c_char_p),
+        ("ring_size", c_size_t),
+        ("max_latency_ms", c_uint32),
+        ("dns_mode", c_int),
+        ("dns_ports", POINTER(c_uint16)),
+        ("dns_port_count", c_size_t),
+        ("dns_payload_max", c_uint32),
+        ("dns_cache_grace_s", c_uint32),
+        ("dns_cache_max_entries", c_size_t),
+    ]
+
+
+class Process(Structure):
+    _fields_ = [
+        ("timestamp_ns", c_uint64),
+        ("cgroup_id", c_uint64),
+        ("pid", c_uint32),
+        ("tid", c_uint32),
+        ("ppid", c_uint32),
+        ("uid", c_uint32),
+        ("gid", c_uint32),
+        ("mnt_ns", c_uint32),
+        ("net_ns", c_uint32),
+        ("pid_ns", c_uint32),
+        ("user_ns", c_uint32),
+        ("uts_ns", c_uint32),
+        ("ipc_ns", c_uint32),
+        ("cgroup_ns", c_uint32),
+        ("comm", c_char * COMM_LEN),
+    ]
+
+
+class Address(Structure):
+    _fields_ = [
+        ("kind", c_int32),
+        ("family", c_uint16),
+        ("port", c_uint16),
+        ("flowinfo", c_uint32),
+        ("scope_id", c_uint32),
+        ("ip", c_uint8 * 16),
+        ("ip_text", c_char * IP_TEXT_LEN),
+        ("unix_kind", c_int32),
+        ("addrlen", c_uint32),
+        # Raw bytes that may hold NUL: read with string_at(ptr, unix_name_len).
+        ("unix_name", c_void_p),
+        ("unix_name_len", c_size_t),
+        ("family_name", c_char_p),
+        ("text", c_char_p),
+    ]
+
+
+class ConnectEvent(Structure):
+    _fields_ = [
+        ("size", c_uint32),
+        ("sockfd", c_int32),
+        ("process", Process),
+        ("type", c_int32),
+        ("toctou", c_int32),
+        ("type_name", c_char_p),
+        ("remote_addr", Address),
+    ]
+
+
+class TcpConnectEvent(Structure):
+    _fields_ = [
+        ("size", c_uint32),
+        ("sockfd", c_int32),
+        ("process", Process),
+        ("dst_ip", c_char * IP_TEXT_LEN),
+        ("dst_port", c_uint16),
+        ("results", POINTER(c_char_p)),
+        ("result_count", c_size_t),
+    ]
+
+
+ConnectFn = CFUNCTYPE(c_int, POINTER(ConnectEvent), c_void_p)
+TcpConnectFn = CFUNCTYPE(c_int, POINTER(TcpConnectEvent), c_void_p)
+
+
+class Callbacks(Structure):
+    _fields_ = [
+        ("sz", c_size_t),
+        ("ctx", c_void_p),
+        ("on_connect", ConnectFn),
+        ("on_tcp_connect", TcpConnectFn),
+    ]
+
+
+class Stats(Structure):
+    _fields_ = [("sz", c_size_t)] + [(name, c_uint64) for name in (
+        "events", "tcp_events", "dns_messages", "lost", "lost_ring_connect", "lost_ring_dns",
+        "dns_truncated", "dns_malformed", "dns_tcp_dropped", "decode_errors",
+        "correlator_evictions", "callback_errors")]
+
+
+class BackendInfo(Structure):
+    _fields_ = [
+        ("sz", c_size_t),
+        ("name", c_char_p),
+        ("reason", c_char_p),
+        ("dns", c_char_p),
+        ("gaps", POINTER(c_char_p)),
+        ("gap_count", c_size_t),
+        ("tried_count", c_size_t),
+    ]
+
+
+class BackendStatus(Structure):
+    _fields_ = [
+        ("sz", c_size_t),
+        ("name", c_char_p),
+        ("available", c_int),
+        ("reason", c_char_p),
+    ]
+
+
+STRUCTS = {
+    "connscope_opts": Opts,
+    "connscope_callbacks": Callbacks,
+    "connscope_process": Process,
+    "connscope_address": Address,
+    "connscope_connect_event": ConnectEvent,
+    "connscope_tcp_connect_event": TcpConnectEvent,
+    "connscope_stats": Stats,
+    "connscope_backend_info": BackendInfo,
+    "connscope_backend_status": BackendStatus,
+}
+
+
+class Session(Structure):
+    """The opaque connscope_session."""
+
+
+def find_library(path=None):
+    """The path of libconnscope: path, else $CONNSCOPE_LIBRARY, else the linker's search."""
+    if path:
+        return os.fspath(path)
+    env = os.environ.get("CONNSCOPE_LIBRARY")
+    if env:
+        return env
+    found = ctypes.util.find_library("connscope")
+    if found:
+        return found
+    # find_library needs ldconfig or a compiler; try the soname directly.
+    return "libconnscope.so.0"
+
+
+def load(path=None):
+    """Loads the library and declares the prototypes of its functions."""
+    lib = ctypes.CDLL(find_library(path))
+    session_p = POINTER(Session)
+    protos = {
+        "connscope_version": (c_char_p, []),
+        "connscope_strerror": (c_char_p, [c_int]),
+        "connscope_last_error": (c_char_p, []),
+        "connscope_session_new": (c_int, [POINTER(Opts), POINTER(Callbacks), POINTER(session_p)]),
+        "connscope_session_free": (None, [session_p]),
+        "connscope_session_poll": (c_int, [session_p, c_int]),
+        "connscope_session_consume": (c_int, [session_p]),
+        "connscope_session_fd": (c_int, [session_p]),
+        "connscope_session_stats": (c_int, [session_p, POINTER(Stats)]),
+        "connscope_session_backend": (c_int, [session_p, POINTER(BackendInfo)]),
+        "connscope_session_backend_tried": (c_int, [session_p, c_size_t, POINTER(BackendStatus)]),
+    }
+    for name, (restype, argtypes) in protos.items():
+        fn = getattr(lib, name)
+        fn.restype = restype
+        fn.argtypes = argtypes
+    return lib

@@ -1,0 +1,459 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause */
+/**
+ * @file connscope.h
+ * @brief The C ABI: watch every connect() on the host from C or any language with a C FFI.
+ *
+ * A thin, ABI-stable translation of the C++ API (connscope::Session).
+ *
+ * Conventions:
+ * - Functions return 0 (or a count) on success and a negative errno value, or
+ *   a negated CONNSCOPE_E* code (4000 and up), on failure. The full message of
+ *   the last failure on the calling thread is connscope_last_error();
+ *   connscope_strerror() names any code.
+ * - Option and output structs start with `size_t sz`, which the caller sets
+ *   to `sizeof` the struct it was compiled with. Fields are only ever
+ *   appended. The library reads (or writes) a field only when sz covers it,
+ *   and rejects with -EINVAL non-zero bytes past the fields it knows, so a
+ *   program built against newer headers fails loudly on an older library
+ *   instead of silently losing a setting. Zero means "default" for every
+ *   option field.
+ * - Event structs start with `uint32_t size`, the number of bytes the
+ *   library filled; check it before reading a field added after 0.1. They and
+ *   every string they point to are valid only during the callback.
+ * - Handles are opaque; free functions accept NULL.
+ *
+ * @code
+ * static int on_connect(const struct connscope_connect_event *ev, void *ctx)
+ * {
+ *     printf("%u %s -> %s\n", ev->process.pid, ev->process.comm, ev->remote_addr.text);
+ *     return 0;
+ * }
+ *
+ * struct connscope_callbacks cb = { .sz = sizeof(cb), .on_connect = on_connect };
+ * connscope_session *s;
+ * int err = connscope_session_new(NULL, &cb, &s);
+ * if (err < 0) {
+ *     fprintf(stderr, "%s\n", connscope_last_error());
+ *     return 1;
+ * }
+ * while (connscope_session_poll(s, 100) >= 0)
+ *     ;
+ * connscope_session_free(s);
+ * @endcode
+ */
+#ifndef CONNSCOPE_H
+#define CONNSCOPE_H
+
+#include <connscope/export.h>
+#include <connscope/version.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+/**
+ * Marks the C functions as non-throwing for C++ callers (they never throw:
+ * every failure is a return code). Empty in C.
+ */
+#ifdef __cplusplus
+#define CONNSCOPE_NOEXCEPT noexcept
+#else
+#define CONNSCOPE_NOEXCEPT
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * @defgroup connscope_errors Error codes
+ * Project error codes. Functions return them negated (-CONNSCOPE_EBACKEND);
+ * values below 4000 are errno values (EINVAL, EPERM, ENOMEM, ...).
+ * They mirror connscope::Errc.
+ * @{
+ */
+/** No requested backend can run on this kernel; connscope_last_error() gives each one's reason. */
+#define CONNSCOPE_EBACKEND 4000
+/** No cgroup v2 hierarchy is mounted. */
+#define CONNSCOPE_ENOCGROUP2 4001
+/** The kernel has no BTF (/sys/kernel/btf/vmlinux). */
+#define CONNSCOPE_ENOBTF 4002
+/** The session holds nothing (internal state was moved away). */
+#define CONNSCOPE_EMOVED 4003
+/** A user callback failed. */
+#define CONNSCOPE_ECALLBACK 4004
+/** A bug in connscope; please report it with connscope_last_error(). */
+#define CONNSCOPE_EINTERNAL 4005
+/** @} */
+
+/**
+ * @defgroup connscope_dns_modes DNS modes
+ * Values of connscope_opts::dns_mode.
+ * @{
+ */
+/** The library default: DNS capture and correlation on. */
+#define CONNSCOPE_DNS_DEFAULT 0
+/** Capture DNS answers and fill connscope_tcp_connect_event::results. */
+#define CONNSCOPE_DNS_ON 1
+/** No DNS capture; results are always empty. */
+#define CONNSCOPE_DNS_OFF 2
+/** @} */
+
+/**
+ * @defgroup connscope_addr_kinds Address kinds
+ * Values of connscope_address::kind and connscope_address::unix_kind.
+ * @{
+ */
+/** An AF_INET or AF_INET6 address: ip, ip_text, port, flowinfo, scope_id are set. */
+#define CONNSCOPE_ADDR_INET 1
+/** An AF_UNIX address: unix_kind, unix_name, unix_name_len are set. */
+#define CONNSCOPE_ADDR_UNIX 2
+/** An address the library did not decode: only family and addrlen are set. */
+#define CONNSCOPE_ADDR_UNKNOWN 3
+
+/** A UNIX address naming a filesystem path. */
+#define CONNSCOPE_UNIX_PATH 1
+/** A UNIX abstract name (its leading NUL is not part of unix_name). */
+#define CONNSCOPE_UNIX_ABSTRACT 2
+/** An unnamed UNIX address. */
+#define CONNSCOPE_UNIX_UNNAMED 3
+/** @} */
+
+/** Length of connscope_process::comm, including the terminating NUL. */
+#define CONNSCOPE_COMM_LEN 16
+/** Size of the text buffers for IP addresses (an RFC 5952 IPv6 text and its NUL fit). */
+#define CONNSCOPE_IP_TEXT_LEN 48
+
+/**
+ * A session: BPF programs attached to the kernel and the ring buffer they
+ * fill. Opaque; made by connscope_session_new(), freed by connscope_session_free().
+ */
+typedef struct connscope_session connscope_session;
+
+/**
+ * How a session is set up. Zero-initialise, set sz = sizeof(struct connscope_opts),
+ * then set what you need; every zero field takes the library default.
+ */
+struct connscope_opts {
+    /** sizeof(struct connscope_opts) as the caller was compiled. */
+    size_t sz;
+    /**
+     * Backends to try, in order: "auto" (lsm, fentry, kprobe, cgroup,
+     * tracepoint) or a comma-separated list of those names. NULL or "" means "auto".
+     */
+    const char *backends;
+    /** Ring buffer size in bytes: a power of two and a multiple of the page size. 0: 4 MiB. */
+    size_t ring_size;
+    /** Longest time an event waits in the ring before poll returns it, 1 to 10000 ms. 0: 10 ms. */
+    uint32_t max_latency_ms;
+    /** CONNSCOPE_DNS_DEFAULT (0, on), CONNSCOPE_DNS_ON or CONNSCOPE_DNS_OFF; other values are -EINVAL. */
+    int dns_mode;
+    /** Source ports DNS answers are taken from (UDP and TCP), host byte order. NULL: port 53. */
+    const uint16_t *dns_ports;
+    /** Number of entries in dns_ports, 1 to 16; 0 means the default (port 53). */
+    size_t dns_port_count;
+    /** Most DNS payload bytes copied per packet, 64 to 8192. 0: 1500. */
+    uint32_t dns_payload_max;
+    /** Seconds a DNS name stays valid beyond its TTL (at least the grace). 0: 60. */
+    uint32_t dns_cache_grace_s;
+    /** Most (namespace, address, name) entries the DNS cache holds. 0: 1048576. */
+    size_t dns_cache_max_entries;
+};
+
+/** Who made a connect and when, read in the kernel from the calling task. */
+struct connscope_process {
+    uint64_t timestamp_ns; /**< When the hook ran, ns since the Unix epoch. */
+    uint64_t cgroup_id;    /**< cgroup v2 id: the inode number of the cgroup's directory. */
+    uint32_t pid;          /**< Process id (tgid) in the initial PID namespace. */
+    uint32_t tid;          /**< Thread id. */
+    uint32_t ppid;         /**< The real parent's process id. */
+    uint32_t uid;          /**< Real user id (initial user namespace). */
+    uint32_t gid;          /**< Real group id (initial user namespace). */
+    uint32_t mnt_ns;       /**< Mount namespace inode (0 when not known). */
+    uint32_t net_ns;       /**< Network namespace inode. */
+    uint32_t pid_ns;       /**< PID namespace inode. */
+    uint32_t user_ns;      /**< User namespace inode. */
+    uint32_t uts_ns;       /**< UTS namespace inode. */
+    uint32_t ipc_ns;       /**< IPC namespace inode. */
+    uint32_t cgroup_ns;    /**< Cgroup namespace inode. */
+    char comm[CONNSCOPE_COMM_LEN]; /**< The thread's comm, NUL-terminated. */
+};
+
+/** The remote address of a connect. kind says which fields are meaningful. */
+struct connscope_address {
+    int32_t kind;          /**< CONNSCOPE_ADDR_INET, CONNSCOPE_ADDR_UNIX or CONNSCOPE_ADDR_UNKNOWN. */
+    uint16_t family;       /**< AF_INET, AF_INET6, AF_UNIX, or the raw sa_family of an unknown address. */
+    uint16_t port;         /**< INET: port, host byte order. */
+    uint32_t flowinfo;     /**< INET6: flow information, host order. */
+    uint32_t scope_id;     /**< INET6: scope (interface index). */
+    uint8_t ip[16];        /**< INET: network byte order; IPv4 uses the first 4 bytes. */
+    char ip_text[CONNSCOPE_IP_TEXT_LEN]; /**< INET: dotted quad or RFC 5952 text, NUL-terminated. */
+    int32_t unix_kind;     /**< UNIX: CONNSCOPE_UNIX_PATH, _ABSTRACT or _UNNAMED. */
+    uint32_t addrlen;      /**< UNKNOWN: addrlen as the caller passed it. */
+    /**
+     * UNIX: the path, or the abstract name without its leading NUL: raw bytes
+     * that may contain NUL, unix_name_len long, followed by a NUL. "" when unnamed.
+     */
+    const char *unix_name;
+    size_t unix_name_len;  /**< UNIX: length of unix_name in bytes. */
+    /** "AF_INET", "AF_INET6", "AF_UNIX", "AF_UNSPEC" or "AF_<number>". */
+    const char *family_name;
+    /** Human-readable form: "127.0.0.1:80", "[::1]:80", "/run/x.sock", "@name", "(unnamed)". */
+    const char *text;
+};
+
+/** Every connect attempt (connscope::SecuritySocketConnect). Valid only during the callback. */
+struct connscope_connect_event {
+    uint32_t size;         /**< Bytes of this struct the library filled. */
+    /** The fd passed to connect(2); -1 when the connect came from io_uring or socketcall. */
+    int32_t sockfd;
+    struct connscope_process process; /**< The calling process. */
+    int32_t type;          /**< Socket type: SOCK_STREAM, SOCK_DGRAM, ... (0 when not known). */
+    /** 1 when the address was read from the caller's memory (tracepoint backend) and may differ from what the kernel used. */
+    int32_t toctou;
+    const char *type_name; /**< "SOCK_STREAM", "SOCK_DGRAM", ..., or "SOCK_<number>". */
+    struct connscope_address remote_addr; /**< The address connected to. */
+};
+
+/**
+ * A TCP connect over IPv4/IPv6 (connscope::NetTcpConnect), delivered right
+ * after its connscope_connect_event. Valid only during the callback.
+ */
+struct connscope_tcp_connect_event {
+    uint32_t size;         /**< Bytes of this struct the library filled. */
+    int32_t sockfd;        /**< As connscope_connect_event::sockfd. */
+    struct connscope_process process; /**< The calling process. */
+    char dst_ip[CONNSCOPE_IP_TEXT_LEN]; /**< Dotted quad or RFC 5952 IPv6, NUL-terminated. */
+    uint16_t dst_port;     /**< Destination port, host byte order. */
+    /**
+     * The DNS names that resolved to dst_ip, most relevant first: result_count
+     * entries followed by a NULL (never NULL itself).
+     */
+    const char *const *results;
+    size_t result_count;   /**< Number of entries in results (0 when no name is known). */
+};
+
+/**
+ * Called for each connect attempt.
+ * @param ev the event, valid only during the call.
+ * @param ctx connscope_callbacks::ctx.
+ * @return 0 to go on; a negative value stops the current poll, which returns it.
+ */
+typedef int (*connscope_connect_fn)(const struct connscope_connect_event *ev, void *ctx);
+
+/**
+ * Called for each TCP connect over IPv4/IPv6.
+ * @param ev the event, valid only during the call.
+ * @param ctx connscope_callbacks::ctx.
+ * @return 0 to go on; a negative value stops the current poll, which returns it.
+ */
+typedef int (*connscope_tcp_connect_fn)(const struct connscope_tcp_connect_event *ev, void *ctx);
+
+/** The functions a session calls, on the thread that polls. Zero-initialise and set sz. */
+struct connscope_callbacks {
+    /** sizeof(struct connscope_callbacks) as the caller was compiled. */
+    size_t sz;
+    /** Passed to every callback as is. */
+    void *ctx;
+    /** Every connect attempt; NULL to ignore them. */
+    connscope_connect_fn on_connect;
+    /** Every TCP connect over IPv4/IPv6, with DNS names; NULL to ignore them. */
+    connscope_tcp_connect_fn on_tcp_connect;
+};
+
+/**
+ * Counters since the session started (connscope::Stats). produced = delivered + lost
+ * holds exactly. Set sz before calling connscope_session_stats().
+ */
+struct connscope_stats {
+    size_t sz;                     /**< sizeof(struct connscope_stats) as the caller was compiled. */
+    uint64_t events;               /**< Connect events delivered. */
+    uint64_t tcp_events;           /**< TCP connect events delivered. */
+    uint64_t dns_messages;         /**< DNS answers parsed and given to the correlator. */
+    uint64_t lost;                 /**< Sum of every loss below. */
+    uint64_t lost_ring_connect;    /**< Connect records dropped: the ring was full. */
+    uint64_t lost_ring_dns;        /**< DNS records dropped: the ring was full. */
+    uint64_t dns_truncated;        /**< DNS payloads longer than dns_payload_max. */
+    uint64_t dns_malformed;        /**< DNS messages the parser rejected. */
+    uint64_t dns_tcp_dropped;      /**< DNS-over-TCP bytes dropped (out of order or over the bound). */
+    uint64_t decode_errors;        /**< Ring records the decoder could not read. */
+    uint64_t correlator_evictions; /**< Names the DNS cache evicted to stay in bounds. */
+    uint64_t callback_errors;      /**< Callbacks that failed. */
+};
+
+/**
+ * Which backend a session uses and why (connscope::BackendInfo). Set sz
+ * before calling connscope_session_backend(). Every string is owned by the
+ * session and valid until connscope_session_free().
+ */
+struct connscope_backend_info {
+    size_t sz;                 /**< sizeof(struct connscope_backend_info) as the caller was compiled. */
+    const char *name;          /**< The backend in use: "lsm", "fentry", "kprobe", "cgroup" or "tracepoint". */
+    const char *reason;        /**< Why it was chosen (and why those before it were not). */
+    const char *dns;           /**< Whether DNS capture runs, and why not when it does not. */
+    const char *const *gaps;   /**< What this backend cannot see on this kernel; gap_count entries. */
+    size_t gap_count;          /**< Number of entries in gaps. */
+    size_t tried_count;        /**< Backends tried; read each with connscope_session_backend_tried(). */
+};
+
+/** The verdict on one backend (connscope::BackendStatus). Set sz before the call. */
+struct connscope_backend_status {
+    size_t sz;          /**< sizeof(struct connscope_backend_status) as the caller was compiled. */
+    const char *name;   /**< The backend's name. */
+    int available;      /**< 1 when it loaded and attached, else 0. */
+    /** "" when available; else the failing step, the errno and its meaning, and the remedy. */
+    const char *reason;
+};
+
+/**
+ * The version of the library loaded at run time ("MAJOR.MINOR.PATCH").
+ *
+ * Compare with CONNSCOPE_VERSION_STRING, the version of the headers.
+ * @return a static string.
+ * @par Thread safety
+ * Safe from any thread.
+ * @par Ownership
+ * Static; do not free.
+ */
+CONNSCOPE_API const char *connscope_version(void) CONNSCOPE_NOEXCEPT;
+
+/**
+ * A short description of an error code.
+ * @param code an error as returned by a function (negative) or its absolute value.
+ * @return "Operation not permitted", "no usable backend", ...; "Unknown error N" for unknown codes.
+ * @par Thread safety
+ * Safe from any thread.
+ * @par Ownership
+ * Static; do not free.
+ */
+CONNSCOPE_API const char *connscope_strerror(int code) CONNSCOPE_NOEXCEPT;
+
+/**
+ * The full message of the last failure on the calling thread: what failed,
+ * why, and what to do.
+ * @return the message; "" when no call has failed on this thread. Successful
+ *   calls leave it unchanged.
+ * @par Thread safety
+ * Per thread: each thread sees its own last failure.
+ * @par Ownership
+ * Owned by the library; valid until the next failing call on this thread.
+ */
+CONNSCOPE_API const char *connscope_last_error(void) CONNSCOPE_NOEXCEPT;
+
+/**
+ * Probes the backends, loads and attaches the first that works, and makes a session.
+ *
+ * Needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (or root).
+ * @param opts settings, or NULL for every default.
+ * @param callbacks what to call for events, or NULL to only count them.
+ * @param out receives the session; set to NULL on failure.
+ * @return 0, or a negative code:
+ *   -EINVAL for a bad option, a NULL out, a too small sz or unknown non-zero
+ *   bytes past the fields this library knows (connscope_last_error() names
+ *   the field and the valid values);
+ *   -EPERM when privileges are missing;
+ *   -CONNSCOPE_EBACKEND when no requested backend works;
+ *   -CONNSCOPE_ENOCGROUP2, -CONNSCOPE_ENOBTF, -ENOMEM, other negative errno values.
+ * @par Thread safety
+ * Safe from any thread; sessions are independent.
+ * @par Ownership
+ * opts and callbacks are copied (dns_ports too); the caller keeps them. The
+ * session belongs to the caller, who frees it with connscope_session_free().
+ */
+CONNSCOPE_API int connscope_session_new(const struct connscope_opts *opts,
+                                        const struct connscope_callbacks *callbacks,
+                                        connscope_session **out) CONNSCOPE_NOEXCEPT;
+
+/**
+ * Detaches every BPF program and frees the session.
+ * @param s the session, or NULL (then nothing happens).
+ * @par Thread safety
+ * Not while another thread uses s, and not from one of its callbacks.
+ * @par Ownership
+ * s is invalid afterwards, and so is every string it handed out.
+ */
+CONNSCOPE_API void connscope_session_free(connscope_session *s) CONNSCOPE_NOEXCEPT;
+
+/**
+ * Waits up to timeout_ms for events and delivers them to the callbacks.
+ * @param s the session.
+ * @param timeout_ms how long to wait, in milliseconds; 0 returns at once, negative waits without end.
+ * @return the number of ring records handled (0 on timeout or EINTR); the
+ *   negative value a callback returned, which stopped the poll; -EINVAL for a
+ *   NULL s; another negative errno on a system failure.
+ * @par Thread safety
+ * One thread at a time per session; the callbacks run on the calling thread.
+ * @par Ownership
+ * Event structs and their strings are valid only during each callback.
+ */
+CONNSCOPE_API int connscope_session_poll(connscope_session *s, int timeout_ms) CONNSCOPE_NOEXCEPT;
+
+/**
+ * Delivers what the ring holds now, without waiting.
+ * @param s the session.
+ * @return as connscope_session_poll().
+ * @par Thread safety
+ * As connscope_session_poll().
+ * @par Ownership
+ * As connscope_session_poll().
+ */
+CONNSCOPE_API int connscope_session_consume(connscope_session *s) CONNSCOPE_NOEXCEPT;
+
+/**
+ * A file descriptor (epoll) that becomes readable when events wait: when the
+ * ring passes its fill mark, or max_latency_ms after the last poll. Put it in
+ * your own event loop and call connscope_session_consume() when it is readable.
+ * @param s the session.
+ * @return the fd (>= 0), or -EINVAL for a NULL s.
+ * @par Thread safety
+ * As connscope_session_poll().
+ * @par Ownership
+ * The session owns the fd: do not close it; it is closed by connscope_session_free().
+ */
+CONNSCOPE_API int connscope_session_fd(const connscope_session *s) CONNSCOPE_NOEXCEPT;
+
+/**
+ * Reads the counters.
+ * @param s the session.
+ * @param out set out->sz = sizeof(*out) first. The library fills the fields
+ *   sz covers and zeroes those it does not know.
+ * @return 0; -EINVAL for a NULL s or out, or sz smaller than sizeof(size_t).
+ * @par Thread safety
+ * As connscope_session_poll().
+ * @par Ownership
+ * out belongs to the caller.
+ */
+CONNSCOPE_API int connscope_session_stats(const connscope_session *s, struct connscope_stats *out) CONNSCOPE_NOEXCEPT;
+
+/**
+ * Tells which backend the session uses and why.
+ * @param s the session.
+ * @param out set out->sz = sizeof(*out) first. The library fills the fields
+ *   sz covers and zeroes those it does not know.
+ * @return 0; -EINVAL for a NULL s or out, or sz smaller than sizeof(size_t).
+ * @par Thread safety
+ * As connscope_session_poll().
+ * @par Ownership
+ * The strings belong to the session and live until connscope_session_free().
+ */
+CONNSCOPE_API int connscope_session_backend(const connscope_session *s, struct connscope_backend_info *out) CONNSCOPE_NOEXCEPT;
+
+/**
+ * Reads the verdict on one of the backends the session tried.
+ * @param s the session.
+ * @param index 0 to connscope_backend_info::tried_count - 1, in probe order.
+ * @param out set out->sz = sizeof(*out) first. The library fills the fields
+ *   sz covers and zeroes those it does not know.
+ * @return 0; -EINVAL for a NULL s or out or a too small sz; -ERANGE when index is past the end.
+ * @par Thread safety
+ * As connscope_session_poll().
+ * @par Ownership
+ * The strings belong to the session and live until connscope_session_free().
+ */
+CONNSCOPE_API int connscope_session_backend_tried(const connscope_session *s, size_t index,
+                                                  struct connscope_backend_status *out) CONNSCOPE_NOEXCEPT;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CONNSCOPE_H */

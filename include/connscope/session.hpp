@@ -1,0 +1,181 @@
+/**
+ * @file session.hpp
+ * @brief connscope::Session: the object that attaches to the kernel and delivers events.
+ */
+#pragma once
+
+#include <connscope/dns.hpp>
+#include <connscope/events.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace connscope {
+
+/** DNS capture and correlation settings. */
+struct DnsOptions {
+    /** Capture DNS answers in the kernel and fill NetTcpConnect::results. */
+    bool enabled = true;
+    /** Answers are taken from these source ports (UDP and TCP). 1 to 16 ports. */
+    std::vector<std::uint16_t> ports{53};
+    /** The most payload bytes copied per packet (64 to 8192); longer ones are truncated and counted. */
+    std::uint32_t payload_max = 1500;
+    /** The correlator to use; null means make_default_correlator(cache). */
+    std::shared_ptr<DnsCorrelator> correlator;
+    /** Settings of the default correlator (ignored when correlator is set). */
+    DnsCacheOptions cache;
+};
+
+/** How a Session is set up. Every field has a usable default. */
+struct Options {
+    /**
+     * Backends to try, in order: "auto" (lsm, fentry, kprobe, cgroup,
+     * tracepoint), or names from that list. The first that loads and attaches
+     * is used.
+     */
+    std::vector<std::string> backends{"auto"};
+    /** Ring buffer size in bytes: a power of two, a multiple of the page size. */
+    std::size_t ring_size = 4u << 20;
+    /**
+     * The longest an event may wait in the ring before poll() returns it
+     * (1 ms to 10 s). Records are submitted without a wakeup each; the
+     * consumer is woken by a timer of this period, or early when the ring is
+     * a quarter full.
+     */
+    std::chrono::milliseconds max_latency{10};
+    /** Called for every connect attempt. */
+    std::function<void(const SecuritySocketConnect &)> on_connect;
+    /** Called for every TCP connect over IPv4/IPv6, right after its on_connect. */
+    std::function<void(const NetTcpConnect &)> on_tcp_connect;
+    /** DNS capture and correlation. */
+    DnsOptions dns;
+};
+
+/** What probing found for one backend. */
+struct BackendStatus {
+    std::string name;     /**< "lsm", "fentry", "kprobe", "cgroup" or "tracepoint". */
+    bool available = false; /**< It loaded and attached. */
+    /** Empty when available; else the failing step, the errno and its meaning, and the remedy. */
+    std::string reason;
+};
+
+/** Which backend a Session uses and why. */
+struct BackendInfo {
+    std::string name;   /**< The backend in use. */
+    std::string reason; /**< Why it was chosen (and why those before it were not). */
+    /** What this backend cannot see on this kernel (e.g. UNIX connects); empty when nothing. */
+    std::vector<std::string> gaps;
+    /** Every backend tried, in order, with its verdict. */
+    std::vector<BackendStatus> tried;
+    /** Whether DNS capture runs, and why not when it does not. */
+    std::string dns;
+};
+
+/**
+ * Counters since the Session started. Losses are counted where they happen,
+ * so produced = delivered + lost holds exactly.
+ */
+struct Stats {
+    std::uint64_t events = 0;        /**< SecuritySocketConnect events delivered. */
+    std::uint64_t tcp_events = 0;    /**< NetTcpConnect events delivered. */
+    std::uint64_t dns_messages = 0;  /**< DNS answers parsed and given to the correlator. */
+    std::uint64_t lost = 0;          /**< Sum of every loss below. */
+    std::uint64_t lost_ring_connect = 0; /**< Connect records dropped: the ring was full. */
+    std::uint64_t lost_ring_dns = 0;     /**< DNS records dropped: the ring was full. */
+    std::uint64_t dns_truncated = 0;     /**< DNS payloads longer than payload_max (not parsed). */
+    std::uint64_t dns_malformed = 0;     /**< DNS messages the parser rejected. */
+    std::uint64_t dns_tcp_dropped = 0;   /**< DNS-over-TCP bytes dropped: out of order or over the reassembly bound. */
+    std::uint64_t decode_errors = 0;     /**< Ring records the decoder could not read. */
+    std::uint64_t correlator_evictions = 0; /**< Names the correlator evicted to stay in bounds. */
+    std::uint64_t callback_errors = 0;   /**< Callbacks that threw. */
+};
+
+/**
+ * Watches every connect() on the host and delivers typed events.
+ *
+ * A Session owns its BPF programs, links, maps and the one ring buffer they
+ * write to. Constructing it probes and attaches; destroying it detaches and
+ * frees everything. Callbacks run only inside poll() and consume(), on the
+ * calling thread.
+ *
+ * Needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (or root).
+ * @par Thread safety
+ * A Session is not thread-safe: call its members from one thread at a time.
+ * Distinct Sessions are independent.
+ * @par Ownership
+ * Move-only. A moved-from Session throws Error(Errc::moved_from) from every
+ * member but the destructor and assignment.
+ */
+class CONNSCOPE_API Session {
+public:
+    /**
+     * Probes the backends, loads and attaches the first that works.
+     * @throws Error EINVAL for a bad option (the message names the valid values);
+     *   EPERM when privileges are missing; Errc::backend_unavailable when no
+     *   requested backend works (the message gives each one's reason);
+     *   Errc::no_cgroup2, Errc::no_btf.
+     */
+    explicit Session(Options options);
+    /** Detaches every BPF program and frees every link, map and fd. */
+    ~Session();
+    /** Takes over other's session; other is left moved-from. */
+    Session(Session &&other) noexcept;
+    /** Frees this session, then takes over other's; other is left moved-from. */
+    Session &operator=(Session &&other) noexcept;
+    Session(const Session &) = delete;
+    Session &operator=(const Session &) = delete;
+
+    /**
+     * Waits up to timeout for events and delivers them.
+     * @param timeout how long to wait; zero returns at once, negative waits without end.
+     * @return the number of ring records handled, or the value a callback passed to break_poll().
+     * @throws Error on a system failure (EINTR is not one: it returns what was handled).
+     */
+    int poll(std::chrono::milliseconds timeout);
+    /** Delivers what the ring holds now without waiting; returns as poll(). */
+    int consume();
+    /**
+     * A file descriptor (epoll) that becomes readable when events wait: when
+     * the ring passes its fill mark, or max_latency after the last poll.
+     * Put it in your own loop and call consume() when it is readable.
+     */
+    int fd() const;
+    /**
+     * From inside a callback: stop the current poll()/consume() after this
+     * event and make it return result. The C API uses it for callbacks that return < 0.
+     */
+    void break_poll(int result);
+    /** The backend in use and why. */
+    const BackendInfo &backend() const;
+    /** Counters; see Stats. */
+    Stats stats() const;
+
+    /**
+     * Probes every backend without starting a Session (each is loaded,
+     * attached and detached at once).
+     * @return one entry per backend, in probe order.
+     */
+    static std::vector<BackendStatus> probe_backends();
+
+    /** Implementation (private). */
+    struct Impl;
+
+private:
+    std::unique_ptr<Impl> impl_;
+};
+
+/**
+ * Splits a comma-separated backend list ("auto", "cgroup", "fentry,cgroup").
+ * @throws Error EINVAL naming the valid backends when a name is unknown.
+ */
+CONNSCOPE_API std::vector<std::string> parse_backend_list(const std::string &text);
+
+/** Backend names in probe order. */
+CONNSCOPE_API const std::vector<std::string> &backend_names();
+
+} // namespace connscope

@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
+// C++ events to the C event structs handed to callbacks.
+#include "capi.hpp"
+
+#include <sys/socket.h>
+
+#include <type_traits>
+#include <variant>
+
+namespace connscope::capi {
+
+namespace {
+
+// Copies text into a fixed buffer, always NUL-terminated (comm is at most 15 bytes,
+// IP text at most 45, so truncation never happens for valid input).
+template <std::size_t N>
+void copy_text(char (&dst)[N], const std::string &src) noexcept
+{
+    std::size_t n = src.size() < N - 1 ? src.size() : N - 1;
+    std::memcpy(dst, src.data(), n);
+    dst[n] = '\0';
+}
+
+void to_c_process(const ProcessContext &p, connscope_process &out) noexcept
+{
+    out.timestamp_ns = p.timestamp_ns;
+    out.cgroup_id = p.cgroup_id;
+    out.pid = p.pid;
+    out.tid = p.tid;
+    out.ppid = p.ppid;
+    out.uid = p.uid;
+    out.gid = p.gid;
+    out.mnt_ns = p.ns.mnt;
+    out.net_ns = p.ns.net;
+    out.pid_ns = p.ns.pid;
+    out.user_ns = p.ns.user;
+    out.uts_ns = p.ns.uts;
+    out.ipc_ns = p.ns.ipc;
+    out.cgroup_ns = p.ns.cgroup;
+    copy_text(out.comm, p.comm);
+}
+
+int32_t to_c_unix_kind(UnixEndpoint::Kind kind) noexcept
+{
+    switch (kind) {
+    case UnixEndpoint::Kind::path: return CONNSCOPE_UNIX_PATH;
+    case UnixEndpoint::Kind::abstract: return CONNSCOPE_UNIX_ABSTRACT;
+    case UnixEndpoint::Kind::unnamed: break;
+    }
+    return CONNSCOPE_UNIX_UNNAMED;
+}
+
+void to_c_address(const SocketAddress &addr, EventScratch &scratch, connscope_address &out)
+{
+    scratch.family_name = family_name(addr);
+    scratch.text = to_string(addr);
+    out.family_name = scratch.family_name.c_str();
+    out.text = scratch.text.c_str();
+    out.unix_name = "";
+    std::visit(
+        [&](const auto &a) {
+            using T = std::decay_t<decltype(a)>;
+            if constexpr (std::is_same_v<T, InetEndpoint>) {
+                out.kind = CONNSCOPE_ADDR_INET;
+                out.family = a.ip.family == IpAddress::Family::v6 ? AF_INET6 : AF_INET;
+                out.port = a.port;
+                out.flowinfo = a.flowinfo;
+                out.scope_id = a.scope_id;
+                std::memcpy(out.ip, a.ip.bytes.data(), sizeof(out.ip));
+                copy_text(out.ip_text, a.ip.to_string());
+            } else if constexpr (std::is_same_v<T, UnixEndpoint>) {
+                out.kind = CONNSCOPE_ADDR_UNIX;
+                out.family = AF_UNIX;
+                out.unix_kind = to_c_unix_kind(a.kind);
+                out.unix_name = a.name.c_str(); // std::string keeps a NUL after the bytes
+                out.unix_name_len = a.name.size();
+            } else {
+                out.kind = CONNSCOPE_ADDR_UNKNOWN;
+                out.family = a.family;
+                out.addrlen = a.length;
+            }
+        },
+        addr);
+}
+
+} // namespace
+
+void to_c_event(const SecuritySocketConnect &ev, EventScratch &scratch, connscope_connect_event &out)
+{
+    out = connscope_connect_event{};
+    out.size = sizeof(out);
+    out.sockfd = ev.sockfd;
+    to_c_process(ev.process, out.process);
+    out.type = static_cast<int32_t>(ev.type);
+    out.toctou = ev.toctou ? 1 : 0;
+    scratch.type_name = socket_type_name(ev.type);
+    out.type_name = scratch.type_name.c_str();
+    to_c_address(ev.remote_addr, scratch, out.remote_addr);
+}
+
+void to_c_event(const NetTcpConnect &ev, EventScratch &scratch, connscope_tcp_connect_event &out)
+{
+    out = connscope_tcp_connect_event{};
+    out.size = sizeof(out);
+    out.sockfd = ev.sockfd;
+    to_c_process(ev.process, out.process);
+    copy_text(out.dst_ip, ev.dst_ip);
+    out.dst_port = ev.dst_port;
+    scratch.results.clear();
+    for (const std::string &name : ev.results)
+        scratch.results.push_back(name.c_str());
+    out.result_count = scratch.results.size();
+    scratch.results.push_back(nullptr); // NULL-terminated as well as counted
+    out.results = scratch.results.data();
+}
+
+} // namespace connscope::capi

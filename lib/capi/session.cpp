@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
+// connscope_session_*: the C face of connscope::Session.
+#include "capi.hpp"
+
+#include <connscope/session.hpp>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+using namespace connscope;
+using namespace connscope::capi;
+
+struct connscope_session {
+    connscope_callbacks callbacks{};
+    EventScratch scratch;
+    // Set when a callback returned < 0: the rest of this poll delivers nothing
+    // more to C (break_poll may still finish the record in hand).
+    bool stopped = false;
+    std::optional<Session> session;
+    // Pointers into session->backend().gaps for connscope_backend_info.
+    std::vector<const char *> gaps;
+};
+
+namespace {
+
+Options to_options(const connscope_opts *o)
+{
+    Options opts;
+    if (!o)
+        return opts;
+    check_input_struct(o, o->sz, CONNSCOPE_OFFSETOFEND(connscope_opts, dns_cache_max_entries),
+                       "connscope_opts");
+    if (CONNSCOPE_HAS(o, connscope_opts, backends) && o->backends && *o->backends)
+        opts.backends = parse_backend_list(o->backends);
+    if (CONNSCOPE_HAS(o, connscope_opts, ring_size) && o->ring_size)
+        opts.ring_size = o->ring_size;
+    if (CONNSCOPE_HAS(o, connscope_opts, max_latency_ms) && o->max_latency_ms)
+        opts.max_latency = std::chrono::milliseconds(o->max_latency_ms);
+    if (CONNSCOPE_HAS(o, connscope_opts, dns_mode)) {
+        switch (o->dns_mode) {
+        case CONNSCOPE_DNS_DEFAULT: break;
+        case CONNSCOPE_DNS_ON: opts.dns.enabled = true; break;
+        case CONNSCOPE_DNS_OFF: opts.dns.enabled = false; break;
+        default:
+            throw Error(EINVAL, "connscope_opts.dns_mode is " + std::to_string(o->dns_mode) +
+                                    "; use CONNSCOPE_DNS_DEFAULT (0), CONNSCOPE_DNS_ON (1) or CONNSCOPE_DNS_OFF (2)");
+        }
+    }
+    if (CONNSCOPE_HAS(o, connscope_opts, dns_port_count) && o->dns_port_count) {
+        if (!o->dns_ports)
+            throw Error(EINVAL, "connscope_opts.dns_port_count is " + std::to_string(o->dns_port_count) +
+                                    " but dns_ports is NULL");
+        opts.dns.ports.assign(o->dns_ports, o->dns_ports + o->dns_port_count);
+    } else if (CONNSCOPE_HAS(o, connscope_opts, dns_ports) && o->dns_ports) {
+        throw Error(EINVAL, "connscope_opts.dns_ports is set but dns_port_count is 0");
+    }
+    if (CONNSCOPE_HAS(o, connscope_opts, dns_payload_max) && o->dns_payload_max)
+        opts.dns.payload_max = o->dns_payload_max;
+    if (CONNSCOPE_HAS(o, connscope_opts, dns_cache_grace_s) && o->dns_cache_grace_s)
+        opts.dns.cache.grace = std::chrono::seconds(o->dns_cache_grace_s);
+    if (CONNSCOPE_HAS(o, connscope_opts, dns_cache_max_entries) && o->dns_cache_max_entries)
+        opts.dns.cache.max_entries = o->dns_cache_max_entries;
+    return opts;
+}
+
+void copy_callbacks(const connscope_callbacks *cb, connscope_callbacks &out)
+{
+    if (!cb)
+        return;
+    check_input_struct(cb, cb->sz, CONNSCOPE_OFFSETOFEND(connscope_callbacks, on_tcp_connect),
+                       "connscope_callbacks");
+    if (CONNSCOPE_HAS(cb, connscope_callbacks, ctx))
+        out.ctx = cb->ctx;
+    if (CONNSCOPE_HAS(cb, connscope_callbacks, on_connect))
+        out.on_connect = cb->on_connect;
+    if (CONNSCOPE_HAS(cb, connscope_callbacks, on_tcp_connect))
+        out.on_tcp_connect = cb->on_tcp_connect;
+}
+
+// A callback's negative return ends the poll with that value.
+void after_callback(connscope_session &s, int rc)
+{
+    if (rc < 0) {
+        s.stopped = true;
+        s.session->break_poll(rc);
+    }
+}
+
+Session &live(const connscope_session *s, const char *function)
+{
+    if (!s)
+        null_argument(function, "session");
+    if (!s->session)
+        throw Error(Errc::moved_from, std::string(function) + ": the session holds nothing");
+    return const_cast<Session &>(*s->session);
+}
+
+} // namespace
+
+extern "C" {
+
+CONNSCOPE_API int connscope_session_new(const connscope_opts *opts, const connscope_callbacks *callbacks,
+                                        connscope_session **out) noexcept
+{
+    if (out)
+        *out = nullptr;
+    return guard([&] {
+        if (!out)
+            null_argument("connscope_session_new", "out");
+        auto s = std::make_unique<connscope_session>();
+        Options options = to_options(opts);
+        copy_callbacks(callbacks, s->callbacks);
+        connscope_session *self = s.get();
+        if (self->callbacks.on_connect) {
+            options.on_connect = [self](const SecuritySocketConnect &ev) {
+                if (self->stopped)
+                    return;
+                connscope_connect_event c;
+                to_c_event(ev, self->scratch, c);
+                after_callback(*self, self->callbacks.on_connect(&c, self->callbacks.ctx));
+            };
+        }
+        if (self->callbacks.on_tcp_connect) {
+            options.on_tcp_connect = [self](const NetTcpConnect &ev) {
+                if (self->stopped)
+                    return;
+                connscope_tcp_connect_event c;
+                to_c_event(ev, self->scratch, c);
+                after_callback(*self, self->callbacks.on_tcp_connect(&c, self->callbacks.ctx));
+            };
+        }
+        s->session.emplace(std::move(options));
+        for (const std::string &gap : s->session->backend().gaps)
+            s->gaps.push_back(gap.c_str());
+        s->gaps.push_back(nullptr);
+        *out = s.release();
+        return 0;
+    });
+}
+
+CONNSCOPE_API void connscope_session_free(connscope_session *s) noexcept
+{
+    guard([&] {
+        delete s;
+        return 0;
+    });
+}
+
+CONNSCOPE_API int connscope_session_poll(connscope_session *s, int timeout_ms) noexcept
+{
+    return guard([&] {
+        Session &session = live(s, "connscope_session_poll");
+        s->stopped = false;
+        return session.poll(std::chrono::milliseconds(timeout_ms));
+    });
+}
+
+CONNSCOPE_API int connscope_session_consume(connscope_session *s) noexcept
+{
+    return guard([&] {
+        Session &session = live(s, "connscope_session_consume");
+        s->stopped = false;
+        return session.consume();
+    });
+}
+
+CONNSCOPE_API int connscope_session_fd(const connscope_session *s) noexcept
+{
+    return guard([&] { return live(s, "connscope_session_fd").fd(); });
+}
+
+CONNSCOPE_API int connscope_session_stats(const connscope_session *s, connscope_stats *out) noexcept
+{
+    return guard([&] {
+        const Session &session = live(s, "connscope_session_stats");
+        if (!out)
+            null_argument("connscope_session_stats", "out");
+        prepare_output_struct(out, out->sz, CONNSCOPE_OFFSETOFEND(connscope_stats, callback_errors),
+                              "connscope_stats");
+        const Stats st = session.stats();
+#define CONNSCOPE_SET(field)                               \
+    if (CONNSCOPE_HAS(out, connscope_stats, field)) \
+        out->field = st.field;
+        CONNSCOPE_SET(events)
+        CONNSCOPE_SET(tcp_events)
+        CONNSCOPE_SET(dns_messages)
+        CONNSCOPE_SET(lost)
+        CONNSCOPE_SET(lost_ring_connect)
+        CONNSCOPE_SET(lost_ring_dns)
+        CONNSCOPE_SET(dns_truncated)
+        CONNSCOPE_SET(dns_malformed)
+        CONNSCOPE_SET(dns_tcp_dropped)
+        CONNSCOPE_SET(decode_errors)
+        CONNSCOPE_SET(correlator_evictions)
+        CONNSCOPE_SET(callback_errors)
+#undef CONNSCOPE_SET
+        return 0;
+    });
+}
+
+CONNSCOPE_API int connscope_session_backend(const connscope_session *s, connscope_backend_info *out) noexcept
+{
+    return guard([&] {
+        const BackendInfo &info = live(s, "connscope_session_backend").backend();
+        if (!out)
+            null_argument("connscope_session_backend", "out");
+        prepare_output_struct(out, out->sz, CONNSCOPE_OFFSETOFEND(connscope_backend_info, tried_count),
+                              "connscope_backend_info");
+        if (CONNSCOPE_HAS(out, connscope_backend_info, name))
+            out->name = info.name.c_str();
+        if (CONNSCOPE_HAS(out, connscope_backend_info, reason))
+            out->reason = info.reason.c_str();
+        if (CONNSCOPE_HAS(out, connscope_backend_info, dns))
+            out->dns = info.dns.c_str();
+        if (CONNSCOPE_HAS(out, connscope_backend_info, gaps))
+            out->gaps = s->gaps.data();
+        if (CONNSCOPE_HAS(out, connscope_backend_info, gap_count))
+            out->gap_count = s->gaps.size() - 1;
+        if (CONNSCOPE_HAS(out, connscope_backend_info, tried_count))
+            out->tried_count = info.tried.size();
+        return 0;
+    });
+}
+
+CONNSCOPE_API int connscope_session_backend_tried(const connscope_session *s, size_t index,
+                                                  connscope_backend_status *out) noexcept
+{
+    return guard([&] {
+        const BackendInfo &info = live(s, "connscope_session_backend_tried").backend();
+        if (!out)
+            null_argument("connscope_session_backend_tried", "out");
+        if (index >= info.tried.size())
+            throw Error(ERANGE, "connscope_session_backend_tried: index " + std::to_string(index) +
+                                    " is past the " + std::to_string(info.tried.size()) + " backends tried");
+        prepare_output_struct(out, out->sz, CONNSCOPE_OFFSETOFEND(connscope_backend_status, reason),
+                              "connscope_backend_status");
+        const BackendStatus &b = info.tried[index];
+        if (CONNSCOPE_HAS(out, connscope_backend_status, name))
+            out->name = b.name.c_str();
+        if (CONNSCOPE_HAS(out, connscope_backend_status, available))
+            out->available = b.available ? 1 : 0;
+        if (CONNSCOPE_HAS(out, connscope_backend_status, reason))
+            out->reason = b.reason.c_str();
+        return 0;
+    });
+}
+
+} // extern "C"

@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
+#include "decoder.hpp"
+
+#include <cstring>
+#include <sys/socket.h>
+
+namespace connscope::detail {
+namespace {
+
+constexpr std::uint32_t sockaddr_in_size = 16;
+constexpr std::uint32_t sockaddr_in6_min = 24;  // SIN6_LEN_RFC2133: no scope id
+constexpr std::uint32_t sockaddr_in6_size = 28;
+constexpr std::uint32_t sun_path_offset = 2;
+constexpr std::uint32_t sun_path_max = 108;
+
+std::uint16_t load16(const std::uint8_t *p)
+{
+    std::uint16_t v;
+    std::memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+std::uint32_t load32(const std::uint8_t *p)
+{
+    std::uint32_t v;
+    std::memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+std::uint16_t net16(const std::uint8_t *p) { return static_cast<std::uint16_t>(p[0] << 8 | p[1]); }
+
+std::uint32_t net32(const std::uint8_t *p)
+{
+    return std::uint32_t{p[0]} << 24 | std::uint32_t{p[1]} << 16 | std::uint32_t{p[2]} << 8 | p[3];
+}
+
+} // namespace
+
+std::uint32_t record_type(const void *data, std::size_t size)
+{
+    cs_header hdr;
+    if (size < sizeof(hdr))
+        return 0;
+    std::memcpy(&hdr, data, sizeof(hdr));
+    if (hdr.size < sizeof(hdr) || hdr.size > size)
+        return 0;
+    return hdr.type;
+}
+
+SocketAddress decode_sockaddr(const std::uint8_t *addr, std::uint32_t addrlen, bool fault)
+{
+    std::uint32_t avail = addrlen < CS_SOCKADDR_MAX ? addrlen : CS_SOCKADDR_MAX;
+    if (fault || avail < 2)
+        return UnknownAddress{avail >= 2 && !fault ? load16(addr) : std::uint16_t{0}, addrlen};
+    std::uint16_t family = load16(addr);
+
+    if (family == AF_INET && avail >= sockaddr_in_size) {
+        InetEndpoint ep;
+        ep.ip = IpAddress::v4(addr + 4);
+        ep.port = net16(addr + 2);
+        return ep;
+    }
+    if (family == AF_INET6 && avail >= sockaddr_in6_min) {
+        InetEndpoint ep;
+        ep.ip = IpAddress::v6(addr + 8);
+        ep.port = net16(addr + 2);
+        ep.flowinfo = net32(addr + 4);
+        if (avail >= sockaddr_in6_size)
+            ep.scope_id = load32(addr + 24);
+        return ep;
+    }
+    if (family == AF_UNIX) {
+        UnixEndpoint ep;
+        std::uint32_t len = avail - sun_path_offset;
+        if (len > sun_path_max)
+            len = sun_path_max;
+        const char *path = reinterpret_cast<const char *>(addr + sun_path_offset);
+        if (len == 0) {
+            ep.kind = UnixEndpoint::Kind::unnamed;
+        } else if (path[0] == '\0') {
+            ep.kind = UnixEndpoint::Kind::abstract;
+            ep.name.assign(path + 1, len - 1);
+        } else {
+            ep.kind = UnixEndpoint::Kind::path;
+            ep.name.assign(path, strnlen(path, len));
+        }
+        return ep;
+    }
+    return UnknownAddress{family, addrlen};
+}
+
+bool decode_connect(const void *data, std::size_t size, std::int64_t epoch_offset_ns,
+                    SecuritySocketConnect &out)
+{
+    cs_connect_record rec;
+    if (size < sizeof(rec))
+        return false;
+    std::memcpy(&rec, data, sizeof(rec));
+    if (rec.hdr.type != CS_REC_CONNECT || rec.hdr.size != sizeof(rec))
+        return false;
+
+    ProcessContext &p = out.process;
+    p.timestamp_ns = static_cast<std::uint64_t>(static_cast<std::int64_t>(rec.hdr.boot_ns) + epoch_offset_ns);
+    p.pid = rec.proc.pid;
+    p.tid = rec.proc.tid;
+    p.ppid = rec.proc.ppid;
+    p.uid = rec.proc.uid;
+    p.gid = rec.proc.gid;
+    p.comm.assign(rec.proc.comm, strnlen(rec.proc.comm, sizeof(rec.proc.comm)));
+    p.cgroup_id = rec.proc.cgroup_id;
+    p.ns = Namespaces{rec.proc.mnt_ns, rec.proc.net_ns,  rec.proc.pid_ns,   rec.proc.user_ns,
+                      rec.proc.uts_ns, rec.proc.ipc_ns, rec.proc.cgroup_ns};
+    out.sockfd = rec.sockfd;
+    out.type = static_cast<SocketType>(rec.sock_type);
+    out.toctou = (rec.flags & CS_CONNECT_TOCTOU) != 0;
+    out.remote_addr = decode_sockaddr(rec.addr, rec.addrlen, (rec.flags & CS_CONNECT_ADDR_FAULT) != 0);
+    return true;
+}
+
+bool decode_dns(const void *data, std::size_t size, DnsRecordView &out)
+{
+    if (size < sizeof(out.header))
+        return false;
+    std::memcpy(&out.header, data, sizeof(out.header));
+    const cs_dns_record &h = out.header;
+    if (h.hdr.type != CS_REC_DNS || h.hdr.size != sizeof(h) + h.captured || h.hdr.size > size ||
+        h.captured > CS_DNS_PAYLOAD_MAX || h.captured > h.orig_len)
+        return false;
+    out.payload = static_cast<const std::uint8_t *>(data) + sizeof(h);
+    return true;
+}
+
+} // namespace connscope::detail

@@ -1,0 +1,21 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
+#include <connscope/events.hpp>
+
+namespace connscope {
+
+std::string socket_type_name(SocketType type)
+{
+    switch (type) {
+    case SocketType::stream: return "SOCK_STREAM";
+    case SocketType::dgram: return "SOCK_DGRAM";
+    case SocketType::raw: return "SOCK_RAW";
+    case SocketType::rdm: return "SOCK_RDM";
+    case SocketType::seqpacket: return "SOCK_SEQPACKET";
+    case SocketType::dccp: return "SOCK_DCCP";
+    case SocketType::packet: return "SOCK_PACKET";
+    case SocketType::unknown: break;
+    }
+    return "SOCK_" + std::to_string(static_cast<unsigned>(type));
+}
+
+} // namespace connscope

@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
+// Integration tests need root and the real kernel: without them they exit 77
+// (skip) and say why, never pass silently.
+#define CATCH_CONFIG_RUNNER
+#include <catch2/catch.hpp>
+
+#include "harness.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <netinet/in.h>
+#include <unistd.h>
+
+namespace testing {
+
+int loaded_connscope_programs()
+{
+    int count = 0;
+    __u32 id = 0;
+    while (bpf_prog_get_next_id(id, &id) == 0) {
+        int fd = bpf_prog_get_fd_by_id(id);
+        if (fd < 0)
+            continue;
+        bpf_prog_info info{};
+        __u32 len = sizeof(info);
+        if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && std::strncmp(info.name, "handle_", 7) == 0)
+            ++count;
+        ::close(fd);
+    }
+    return count;
+}
+
+std::uint16_t free_port(int type)
+{
+    int fd = ::socket(AF_INET, type, 0);
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr *>(&sin), sizeof(sin));
+    socklen_t len = sizeof(sin);
+    ::getsockname(fd, reinterpret_cast<sockaddr *>(&sin), &len);
+    ::close(fd);
+    return ntohs(sin.sin_port);
+}
+
+const connscope::InetEndpoint *inet(const connscope::SecuritySocketConnect &ev)
+{
+    return std::get_if<connscope::InetEndpoint>(&ev.remote_addr);
+}
+
+} // namespace testing
+
+namespace {
+int quiet_libbpf(enum libbpf_print_level, const char *, va_list) { return 0; }
+} // namespace
+
+int main(int argc, char **argv)
+{
+    if (::geteuid() != 0) {
+        std::printf("SKIP: the integration tests load BPF programs and need root\n");
+        return 77;
+    }
+    libbpf_set_print(quiet_libbpf);
+    auto backend = testing::backend_under_test();
+    try {
+        connscope::Options probe;
+        probe.backends = backend;
+        connscope::Session session(probe);
+    } catch (const connscope::Error &e) {
+        if (e.code().value() == static_cast<int>(connscope::Errc::backend_unavailable) ||
+            e.code().value() == static_cast<int>(connscope::Errc::no_btf)) {
+            std::printf("SKIP: backend %s unavailable: %s\n", backend[0].c_str(), e.what());
+            return 77;
+        }
+        std::printf("FAIL: starting a session with backend %s: %s\n", backend[0].c_str(), e.what());
+        return 1;
+    }
+    return Catch::Session().run(argc, argv);
+}

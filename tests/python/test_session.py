@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
+"""The connscope Python module against the real kernel: real connects, checked field by field.
+
+Needs root; run as a script it exits 77 (skip) otherwise. The library comes
+from CONNSCOPE_LIBRARY (tests/python/meson.build sets it to the built one).
+"""
+
+import errno
+import os
+import socket
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "examples", "python"))
+import connscope  # noqa: E402
+
+ROOT = os.geteuid() == 0
+NS_NAMES = ("mnt", "net", "pid", "user", "uts", "ipc", "cgroup")
+
+
+def own_cgroup_id():
+    """The inode of this process's cgroup v2 directory, or None when not found."""
+    path = None
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            if line.startswith("0::"):
+                path = line[3:].strip()
+    if path is None:
+        return None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if right.split()[0] == "cgroup2":
+                mount = left.split()[4]
+                try:
+                    return os.stat(mount + path).st_ino
+                except OSError:
+                    continue
+    return None
+
+
+@unittest.skipUnless(ROOT, "needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN)")
+class SessionTest(unittest.TestCase):
+    session = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.session = connscope.Session(max_latency_ms=5)
+        cls.info = cls.session.backend()
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.session:
+            cls.session.close()
+
+    def setUp(self):
+        self.session.poll(0)  # drop what other tests left
+        self.backlog = []
+
+    def next_events(self, timeout):
+        """Events not yet looked at: the backlog first, then a poll."""
+        if self.backlog:
+            events, self.backlog = self.backlog, []
+            return events
+        return self.session.poll(timeout)
+
+    def wait_for(self, predicate, kind=connscope.SecuritySocketConnect, timeout=5.0):
+        """Polls until an event of kind matches predicate; returns (it, every event seen).
+
+        Events after the match stay in the backlog for the next wait_for.
+        """
+        seen = []
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            events = self.next_events(0.05)
+            for i, ev in enumerate(events):
+                seen.append(ev)
+                if isinstance(ev, kind) and predicate(ev):
+                    self.backlog = events[i + 1:]
+                    return ev, seen
+        mine = [e for e in seen if e.pid == os.getpid()]
+        self.fail(f"no matching {kind.__name__} within {timeout} s; this process's events: {mine}")
+
+    def mine(self, sock):
+        fd, pid = sock.fileno(), os.getpid()
+        return lambda ev: ev.pid == pid and ev.sockfd == fd
+
+    def check_process(self, ev, tid=None, comm=None):
+        self.assertEqual(ev.pid, os.getpid())
+        self.assertEqual(ev.tid, tid if tid is not None else threading.get_native_id())
+        self.assertEqual(ev.ppid, os.getppid())
+        self.assertEqual(ev.uid, os.getuid())
+        self.assertEqual(ev.gid, os.getgid())
+        if comm is None:
+            with open("/proc/thread-self/comm") as f:
+                comm = f.read().rstrip("\n")
+        self.assertEqual(ev.comm, comm)
+        for ns in NS_NAMES:
+            self.assertEqual(getattr(ev, ns + "_ns"), os.stat(f"/proc/self/ns/{ns}").st_ino, ns)
+        cgroup_id = own_cgroup_id()
+        if cgroup_id is not None:
+            self.assertEqual(ev.cgroup_id, cgroup_id)
+        now = time.time_ns()
+        self.assertLess(abs(now - ev.timestamp), 10 * 10**9, "timestamp not near the wall clock")
+
+    def expect_toctou(self):
+        return self.info.name == "tracepoint"
+
+    def tcp(self, family, host):
+        with socket.socket(family, socket.SOCK_STREAM) as listener:
+            listener.bind((host, 0))
+            listener.listen(1)
+            port = listener.getsockname()[1]
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                s.connect((host, port))
+                ev, seen = self.wait_for(self.mine(s))
+                tcp, seen2 = self.wait_for(self.mine(s), kind=connscope.NetTcpConnect)
+        self.assertEqual(ev.event, "SecuritySocketConnect")
+        self.check_process(ev)
+        self.assertEqual(ev.type, "SOCK_STREAM")
+        self.assertEqual(ev.remote_addr, {"family": "AF_INET" if family == socket.AF_INET else "AF_INET6",
+                                          "ip": host, "port": port})
+        self.assertEqual(ev.toctou, self.expect_toctou())
+        self.assertEqual(tcp.event, "NetTcpConnect")
+        self.check_process(tcp)
+        self.assertEqual((tcp.dst_ip, tcp.dst_port, tcp.results), (host, port, []))
+        self.assertEqual(tcp.timestamp, ev.timestamp)
+        # The TCP event comes right after its connect event.
+        everything = seen + seen2
+        self.assertEqual(everything.index(tcp), everything.index(ev) + 1)
+
+    def udp(self, family, host):
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.connect((host, 9))
+            ev, seen = self.wait_for(self.mine(s))
+            seen += self.session.poll(0.05)
+        self.check_process(ev)
+        self.assertEqual(ev.type, "SOCK_DGRAM")
+        self.assertEqual(ev.remote_addr["ip"], host)
+        self.assertEqual(ev.remote_addr["port"], 9)
+        self.assertFalse([e for e in seen if isinstance(e, connscope.NetTcpConnect)
+                          and e.pid == os.getpid() and e.dst_port == 9], "UDP made a NetTcpConnect")
+
+    def test_tcp_ipv4(self):
+        self.tcp(socket.AF_INET, "127.0.0.1")
+
+    def test_tcp_ipv6(self):
+        self.tcp(socket.AF_INET6, "::1")
+
+    def test_udp_ipv4(self):
+        self.udp(socket.AF_INET, "127.0.0.1")
+
+    def test_udp_ipv6(self):
+        self.udp(socket.AF_INET6, "::1")
+
+    def skip_unless_unix(self):
+        if any("unix" in gap.lower() for gap in self.info.gaps):
+            self.skipTest(f"backend {self.info.name} cannot see UNIX connects here: {self.info.gaps}")
+
+    def test_unix_path(self):
+        self.skip_unless_unix()
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "s.sock")
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+                listener.bind(path)
+                listener.listen(1)
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.connect(path)
+                    ev, seen = self.wait_for(self.mine(s))
+        self.check_process(ev)
+        self.assertEqual(ev.type, "SOCK_STREAM")
+        self.assertEqual(ev.remote_addr, {"family": "AF_UNIX", "path": path})
+        self.assertFalse([e for e in seen if isinstance(e, connscope.NetTcpConnect)
+                          and e.pid == os.getpid()], "a UNIX connect made a NetTcpConnect")
+
+    def test_unix_abstract_dgram(self):
+        self.skip_unless_unix()
+        name = f"connscope-test-{os.getpid()}"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+            server.bind("\0" + name)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+                s.connect("\0" + name)
+                ev, _ = self.wait_for(self.mine(s))
+        self.assertEqual(ev.type, "SOCK_DGRAM")
+        self.assertEqual(ev.remote_addr, {"family": "AF_UNIX", "path": "@" + name})
+
+    def test_other_thread(self):
+        box = {}
+
+        def work():
+            box["tid"] = threading.get_native_id()
+            with open("/proc/thread-self/comm") as f:
+                box["comm"] = f.read().rstrip("\n")
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.connect(("127.0.0.1", 9))
+            box["sock"] = s
+
+        t = threading.Thread(target=work, name="cs-worker")
+        t.start()
+        t.join()
+        with box["sock"] as s:
+            ev, _ = self.wait_for(self.mine(s))
+        self.assertEqual(ev.tid, box["tid"])
+        self.assertNotEqual(ev.tid, threading.get_native_id())
+        self.check_process(ev, tid=box["tid"], comm=box["comm"])
+
+    def test_stats_count_delivered_events(self):
+        before = self.session.stats()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("127.0.0.1", 9))
+            self.wait_for(self.mine(s))
+        after = self.session.stats()
+        self.assertGreater(after.events, before.events)
+        self.assertEqual(after.lost, after.lost_ring_connect + after.lost_ring_dns + after.dns_truncated
+                         + after.dns_malformed + after.dns_tcp_dropped + after.decode_errors
+                         + after.callback_errors)
+
+    def test_backend(self):
+        self.assertIn(self.info.name, ("lsm", "fentry", "kprobe", "cgroup", "tracepoint"))
+        self.assertTrue(self.info.reason)
+        self.assertTrue(self.info.tried)
+        chosen = [b for b in self.info.tried if b.name == self.info.name]
+        self.assertEqual(len(chosen), 1)
+        self.assertTrue(chosen[0].available)
+        for b in self.info.tried:
+            self.assertEqual(b.available, not b.reason, b)
+
+    def test_fileno_is_pollable(self):
+        import selectors
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.session.fileno(), selectors.EVENT_READ)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.connect(("127.0.0.1", 9))
+                found = []
+                end = time.monotonic() + 5
+                while not found and time.monotonic() < end:
+                    # The fd turns readable within max_latency (5 ms here) of an event.
+                    if sel.select(timeout=1.0):
+                        found = [e for e in self.session.consume() if self.mine(s)(e)]
+            self.assertTrue(found, "the connect never came through select() + consume()")
+
+    def test_callback_exception_is_raised_by_poll(self):
+        with connscope.Session(dns=False) as session:
+            # A failing conversion inside the C callback must surface from poll().
+            original = connscope._connect_event
+            connscope._connect_event = lambda ev: (_ for _ in ()).throw(RuntimeError("boom"))
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    s.connect(("127.0.0.1", 9))
+                    with self.assertRaisesRegex(RuntimeError, "boom"):
+                        end = time.monotonic() + 5
+                        while time.monotonic() < end:
+                            session.poll(0.05)
+            finally:
+                connscope._connect_event = original
+
+    def test_closed_session_raises(self):
+        session = connscope.Session(dns=False)
+        with session:
+            pass
+        with self.assertRaises(connscope.Error) as cm:
+            session.poll(0)
+        self.assertEqual(cm.exception.code, -errno.EBADF)
+
+
+class ErrorTest(unittest.TestCase):
+    """Bad options fail before anything is attached, so these need no root."""
+
+    def test_unknown_backend(self):
+        with self.assertRaises(connscope.Error) as cm:
+            connscope.Session(backend="nope")
+        self.assertEqual(cm.exception.code, -errno.EINVAL)
+        self.assertIn("nope", str(cm.exception))
+        self.assertIn("cgroup", str(cm.exception), "the message should list the valid backends")
+
+    def test_too_many_dns_ports(self):
+        with self.assertRaises(connscope.Error) as cm:
+            connscope.Session(dns_ports=list(range(1, 40)))
+        self.assertEqual(cm.exception.code, -errno.EINVAL)
+
+    def test_library_version(self):
+        self.assertRegex(connscope.library_version(), r"^\d+\.\d+\.\d+$")
+
+
+if __name__ == "__main__":
+    if not ROOT:
+        print("SKIP: tests/python/test_session.py needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN)")
+        sys.exit(77)
+    unittest.main(verbosity=2)

@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
+// Ring records built by hand, decoded as the Session decodes them.
+#include <catch2/catch.hpp>
+
+#include "decoder.hpp"
+
+#include <arpa/inet.h>
+#include <cstring>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <vector>
+
+using namespace connscope;
+using namespace connscope::detail;
+
+namespace {
+
+cs_connect_record make_connect()
+{
+    cs_connect_record r{};
+    r.hdr.type = CS_REC_CONNECT;
+    r.hdr.size = sizeof(r);
+    r.hdr.boot_ns = 1000;
+    r.proc.pid = 10;
+    r.proc.tid = 11;
+    r.proc.ppid = 1;
+    r.proc.uid = 1000;
+    r.proc.gid = 100;
+    r.proc.cgroup_id = 77;
+    r.proc.mnt_ns = 1;
+    r.proc.net_ns = 2;
+    r.proc.pid_ns = 3;
+    r.proc.user_ns = 4;
+    r.proc.uts_ns = 5;
+    r.proc.ipc_ns = 6;
+    r.proc.cgroup_ns = 7;
+    std::memcpy(r.proc.comm, "curl", 4);
+    r.sockfd = 5;
+    r.sock_type = SOCK_STREAM;
+    return r;
+}
+
+} // namespace
+
+TEST_CASE("a connect record decodes field by field")
+{
+    auto r = make_connect();
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(443);
+    inet_pton(AF_INET, "10.1.2.3", &sin.sin_addr);
+    std::memcpy(r.addr, &sin, sizeof(sin));
+    r.addrlen = sizeof(sin);
+
+    SecuritySocketConnect ev;
+    REQUIRE(decode_connect(&r, sizeof(r), 5000, ev));
+    CHECK(ev.process.timestamp_ns == 6000);
+    CHECK(ev.process.pid == 10);
+    CHECK(ev.process.tid == 11);
+    CHECK(ev.process.ppid == 1);
+    CHECK(ev.process.uid == 1000);
+    CHECK(ev.process.gid == 100);
+    CHECK(ev.process.comm == "curl");
+    CHECK(ev.process.cgroup_id == 77);
+    CHECK(ev.process.ns.mnt == 1);
+    CHECK(ev.process.ns.net == 2);
+    CHECK(ev.process.ns.pid == 3);
+    CHECK(ev.process.ns.user == 4);
+    CHECK(ev.process.ns.uts == 5);
+    CHECK(ev.process.ns.ipc == 6);
+    CHECK(ev.process.ns.cgroup == 7);
+    CHECK(ev.sockfd == 5);
+    CHECK(ev.type == SocketType::stream);
+    CHECK_FALSE(ev.toctou);
+    auto &ep = std::get<InetEndpoint>(ev.remote_addr);
+    CHECK(ep.ip.to_string() == "10.1.2.3");
+    CHECK(ep.port == 443);
+}
+
+TEST_CASE("a comm of 16 bytes without NUL stays within its field")
+{
+    auto r = make_connect();
+    std::memset(r.proc.comm, 'x', sizeof(r.proc.comm));
+    SecuritySocketConnect ev;
+    REQUIRE(decode_connect(&r, sizeof(r), 0, ev));
+    CHECK(ev.process.comm == std::string(16, 'x'));
+}
+
+TEST_CASE("malformed records are rejected, never read past")
+{
+    auto r = make_connect();
+    SecuritySocketConnect ev;
+    CHECK_FALSE(decode_connect(&r, sizeof(r) - 1, 0, ev));
+    r.hdr.size = sizeof(r) + 8;
+    CHECK(record_type(&r, sizeof(r)) == 0);
+    CHECK_FALSE(decode_connect(&r, sizeof(r), 0, ev));
+    r.hdr.size = 4;
+    CHECK(record_type(&r, sizeof(r)) == 0);
+    CHECK(record_type(&r, 3) == 0);
+
+    cs_dns_record d{};
+    d.hdr.type = CS_REC_DNS;
+    d.hdr.size = sizeof(d) + 10;
+    d.captured = 10;
+    d.orig_len = 10;
+    DnsRecordView view;
+    std::vector<std::uint8_t> buf(sizeof(d) + 10);
+    std::memcpy(buf.data(), &d, sizeof(d));
+    CHECK(decode_dns(buf.data(), buf.size(), view));
+    CHECK(view.payload == buf.data() + sizeof(d));
+    CHECK_FALSE(decode_dns(buf.data(), buf.size() - 1, view)); // payload cut short
+    d.captured = 11;                                           // disagrees with size
+    std::memcpy(buf.data(), &d, sizeof(d));
+    CHECK_FALSE(decode_dns(buf.data(), buf.size(), view));
+}
+
+TEST_CASE("address rules: short lengths, families, UNIX kinds")
+{
+    std::uint8_t raw[CS_SOCKADDR_MAX] = {};
+    auto set_family = [&](std::uint16_t f) { std::memcpy(raw, &f, 2); };
+
+    SECTION("AF_INET needs 16 bytes")
+    {
+        set_family(AF_INET);
+        CHECK(std::holds_alternative<InetEndpoint>(decode_sockaddr(raw, 16, false)));
+        auto short_addr = decode_sockaddr(raw, 15, false);
+        REQUIRE(std::holds_alternative<UnknownAddress>(short_addr));
+        CHECK(std::get<UnknownAddress>(short_addr).family == AF_INET);
+        CHECK(std::get<UnknownAddress>(short_addr).length == 15);
+    }
+    SECTION("AF_INET6: 24 bytes without scope id, 28 with")
+    {
+        sockaddr_in6 sin6{};
+        sin6.sin6_family = AF_INET6;
+        sin6.sin6_port = htons(53);
+        sin6.sin6_scope_id = 3;
+        inet_pton(AF_INET6, "fe80::1", &sin6.sin6_addr);
+        std::memcpy(raw, &sin6, sizeof(sin6));
+        auto full = std::get<InetEndpoint>(decode_sockaddr(raw, 28, false));
+        CHECK(full.scope_id == 3);
+        CHECK(full.port == 53);
+        CHECK(to_string(SocketAddress{full}) == "[fe80::1%3]:53");
+        auto rfc2133 = std::get<InetEndpoint>(decode_sockaddr(raw, 24, false));
+        CHECK(rfc2133.scope_id == 0);
+        CHECK(std::holds_alternative<UnknownAddress>(decode_sockaddr(raw, 23, false)));
+    }
+    SECTION("AF_UNIX: unnamed, abstract, path, 108 bytes without NUL")
+    {
+        set_family(AF_UNIX);
+        CHECK(std::get<UnixEndpoint>(decode_sockaddr(raw, 2, false)).kind == UnixEndpoint::Kind::unnamed);
+        std::memcpy(raw + 3, "abc", 3);
+        auto abs = std::get<UnixEndpoint>(decode_sockaddr(raw, 6, false));
+        CHECK(abs.kind == UnixEndpoint::Kind::abstract);
+        CHECK(abs.name == "abc");
+        std::memset(raw + 2, 'p', 108);
+        auto full = std::get<UnixEndpoint>(decode_sockaddr(raw, 110, false));
+        CHECK(full.kind == UnixEndpoint::Kind::path);
+        CHECK(full.name == std::string(108, 'p'));
+        // A longer addrlen than sockaddr_un still reads no more than sun_path.
+        auto over = std::get<UnixEndpoint>(decode_sockaddr(raw, 128, false));
+        CHECK(over.name.size() == 108);
+        raw[2 + 5] = '\0';
+        CHECK(std::get<UnixEndpoint>(decode_sockaddr(raw, 110, false)).name == "ppppp");
+    }
+    SECTION("AF_UNSPEC, unsupported families, faults")
+    {
+        set_family(AF_UNSPEC);
+        auto unspec = decode_sockaddr(raw, 16, false);
+        CHECK(family_name(unspec) == "AF_UNSPEC");
+        set_family(AF_PACKET);
+        CHECK(family_name(decode_sockaddr(raw, 20, false)) == "AF_17");
+        set_family(AF_INET);
+        auto fault = decode_sockaddr(raw, 16, true);
+        REQUIRE(std::holds_alternative<UnknownAddress>(fault));
+        CHECK(std::get<UnknownAddress>(fault).family == 0);
+        CHECK(std::holds_alternative<UnknownAddress>(decode_sockaddr(raw, 1, false)));
+        CHECK(std::holds_alternative<UnknownAddress>(decode_sockaddr(raw, 0, false)));
+    }
+}
