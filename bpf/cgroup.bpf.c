@@ -23,9 +23,12 @@ static __always_inline struct cs_connect_record *cgroup_begin(struct bpf_sock_ad
 SEC("cgroup/connect4")
 int handle_connect4(struct bpf_sock_addr *ctx)
 {
-	struct cs_connect_record *rec = cgroup_begin(ctx);
+	struct cs_connect_record *rec;
 	struct sockaddr_in *sin;
 
+	if (!connect_wanted(AF_INET, bpf_ntohs((__u16)ctx->user_port), true))
+		return 1;
+	rec = cgroup_begin(ctx);
 	if (!rec)
 		return 1;
 	/* The hook hands us fields, not the sockaddr: rebuild a sockaddr_in. */
@@ -41,9 +44,12 @@ int handle_connect4(struct bpf_sock_addr *ctx)
 SEC("cgroup/connect6")
 int handle_connect6(struct bpf_sock_addr *ctx)
 {
-	struct cs_connect_record *rec = cgroup_begin(ctx);
+	struct cs_connect_record *rec;
 	struct sockaddr_in6 *sin6;
 
+	if (!connect_wanted(AF_INET6, bpf_ntohs((__u16)ctx->user_port), true))
+		return 1;
+	rec = cgroup_begin(ctx);
 	if (!rec)
 		return 1;
 	sin6 = (struct sockaddr_in6 *)rec->addr;
@@ -78,7 +84,7 @@ int handle_connect_unix(struct bpf_sock_addr *ctx)
 	struct cs_connect_record *rec;
 	__u32 len;
 
-	if (!bpf_cast_to_kern_ctx)
+	if (!bpf_cast_to_kern_ctx || !connect_wanted(AF_UNIX, 0, false))
 		return 1;
 	rec = cgroup_begin(ctx);
 	if (!rec)

@@ -36,6 +36,42 @@ struct {
 	__type(value, __u64);
 } lost_counts SEC(".maps") __weak;
 
+/* Scope filters, changed by user space while running (maps, not reloads). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cs_filter_config);
+} filter_config SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CS_FILTER_SET_MAX);
+	__type(key, __u32);
+	__type(value, __u8);
+} filter_pids SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CS_FILTER_SET_MAX);
+	__type(key, __u32);
+	__type(value, __u8);
+} filter_uids SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CS_FILTER_SET_MAX);
+	__type(key, char[CS_COMM_LEN]);
+	__type(value, __u8);
+} filter_comms SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CS_FILTER_SET_MAX);
+	__type(key, __u64);
+	__type(value, __u8);
+} filter_cgroups SEC(".maps") __weak;
+
 /* Ring fill, in bytes, past which a submit wakes the consumer. */
 const volatile __u64 wakeup_watermark __weak = 1 << 20;
 /* THREAD_SIZE of the running kernel: 16 KiB, 32 KiB with KASAN. */
@@ -111,6 +147,112 @@ static __always_inline __s32 syscall_connect_fd(void)
 	return -1;
 }
 
+/* Whether the current task is in one of the filter's cgroups or below one. */
+static __always_inline bool in_filtered_cgroup(struct task_struct *task)
+{
+	struct cgroup *cg = BPF_CORE_READ(task, cgroups, dfl_cgrp);
+
+	for (int depth = 0; depth < CS_FILTER_CGROUP_DEPTH && cg; depth++) {
+		__u64 id = BPF_CORE_READ(cg, kn, id);
+		struct cgroup_subsys_state *parent;
+
+		if (bpf_map_lookup_elem(&filter_cgroups, &id))
+			return true;
+		parent = BPF_CORE_READ(cg, self.parent);
+		if (!parent)
+			break;
+		cg = (void *)parent - bpf_core_field_offset(struct cgroup, self);
+	}
+	return false;
+}
+
+/*
+ * The scope filters, evaluated before anything is reserved so that a
+ * filtered-out connect costs about what an empty hook costs. port is in host
+ * order; a connect without a port (UNIX) never matches a port filter.
+ */
+static __always_inline bool connect_wanted(__u16 family, __u16 port, bool has_port)
+{
+	struct task_struct *task;
+	struct cs_filter_config *cfg;
+	__u32 zero = 0, flags;
+
+	cfg = bpf_map_lookup_elem(&filter_config, &zero);
+	if (!cfg || !(flags = cfg->flags))
+		return true;
+	if (flags & CS_FILTER_FAMILY) {
+		if (family >= 32 || !(cfg->families & (1u << family)))
+			return false;
+	}
+	if (flags & CS_FILTER_PORT) {
+		bool hit = false;
+
+		if (!has_port)
+			return false;
+		for (int i = 0; i < CS_FILTER_PORT_RANGES_MAX; i++) {
+			if (i >= cfg->port_range_count)
+				break;
+			if (port >= cfg->port_ranges[i].first && port <= cfg->port_ranges[i].last) {
+				hit = true;
+				break;
+			}
+		}
+		if (!hit)
+			return false;
+	}
+	task = (struct task_struct *)bpf_get_current_task();
+	if (flags & (CS_FILTER_PID | CS_FILTER_EXCLUDE_SELF)) {
+		__u32 tgid = BPF_CORE_READ(task, tgid);
+
+		if ((flags & CS_FILTER_EXCLUDE_SELF) && tgid == cfg->self_tgid)
+			return false;
+		if ((flags & CS_FILTER_PID) && !bpf_map_lookup_elem(&filter_pids, &tgid))
+			return false;
+	}
+	if (flags & CS_FILTER_UID) {
+		__u32 uid = BPF_CORE_READ(task, cred, uid.val);
+
+		if (!bpf_map_lookup_elem(&filter_uids, &uid))
+			return false;
+	}
+	if (flags & CS_FILTER_COMM) {
+		char comm[CS_COMM_LEN] = {};
+
+		bpf_probe_read_kernel_str(comm, sizeof(comm), &task->comm);
+		if (!bpf_map_lookup_elem(&filter_comms, comm))
+			return false;
+	}
+	if ((flags & CS_FILTER_CGROUP) && !in_filtered_cgroup(task))
+		return false;
+	return true;
+}
+
+/* Reads family and port of a sockaddr for the filters; false if unreadable. */
+static __always_inline bool peek_sockaddr(const void *addr, int addrlen, bool user, __u16 *family,
+					  __u16 *port)
+{
+	__u16 head[2] = {};
+
+	if (addrlen < 2)
+		return false;
+	if (user ? bpf_probe_read_user(head, addrlen >= 4 ? 4 : 2, addr)
+		 : bpf_probe_read_kernel(head, addrlen >= 4 ? 4 : 2, addr))
+		return false;
+	*family = head[0];
+	*port = bpf_ntohs(head[1]);
+	return true;
+}
+
+/* Whether a connect to this sockaddr passes the filters. */
+static __always_inline bool sockaddr_wanted(const void *addr, int addrlen, bool user)
+{
+	__u16 family = 0, port = 0;
+	bool readable = peek_sockaddr(addr, addrlen, user, &family, &port);
+
+	return connect_wanted(family, port,
+			      readable && addrlen >= 4 && (family == AF_INET || family == AF_INET6));
+}
+
 /* Reserves a connect record with the process context filled in, or counts the loss. */
 static __always_inline struct cs_connect_record *connect_begin(__u16 backend, __u16 sock_type)
 {
@@ -160,6 +302,8 @@ static __always_inline void emit_kernel_sockaddr(__u16 backend, struct socket *s
 {
 	struct cs_connect_record *rec;
 
+	if (!sockaddr_wanted(address, addrlen, false))
+		return;
 	rec = connect_begin(backend, BPF_CORE_READ(sock, type) & 0xf);
 	if (!rec)
 		return;

@@ -24,8 +24,12 @@ static __always_inline struct socket *fd_socket(int fd)
 
 static __always_inline void emit_user_sockaddr(int fd, const void *uaddr, int addrlen)
 {
-	struct socket *sock = fd_socket(fd);
 	struct cs_connect_record *rec;
+	struct socket *sock;
+
+	if (!sockaddr_wanted(uaddr, addrlen, true))
+		return;
+	sock = fd_socket(fd);
 
 	rec = connect_begin(CS_BACKEND_TRACEPOINT, sock ? BPF_CORE_READ(sock, type) & 0xf : 0);
 	if (!rec)

@@ -93,6 +93,35 @@ struct cs_dns_record {
 	/* __u8 payload[captured] follows */
 };
 
+/*
+ * In-kernel scope filters (filter_config map, one entry). Each active filter
+ * must match (different filters: all of); within one, any value matches.
+ */
+#define CS_FILTER_PID 0x01
+#define CS_FILTER_UID 0x02
+#define CS_FILTER_COMM 0x04
+#define CS_FILTER_CGROUP 0x08
+#define CS_FILTER_FAMILY 0x10
+#define CS_FILTER_PORT 0x20
+#define CS_FILTER_EXCLUDE_SELF 0x40
+
+#define CS_FILTER_PORT_RANGES_MAX 16
+#define CS_FILTER_SET_MAX 4096  /* entries per pid/uid/comm/cgroup set */
+#define CS_FILTER_CGROUP_DEPTH 32
+
+struct cs_port_range {
+	__u16 first; /* host order, inclusive */
+	__u16 last;
+};
+
+struct cs_filter_config {
+	__u32 flags;       /* CS_FILTER_* */
+	__u32 self_tgid;   /* dropped when CS_FILTER_EXCLUDE_SELF */
+	__u32 families;    /* bit (1 << family) for AF_UNIX, AF_INET, AF_INET6 */
+	__u32 port_range_count;
+	struct cs_port_range port_ranges[CS_FILTER_PORT_RANGES_MAX];
+};
+
 /* Backend ids carried in records, for diagnostics and tests. */
 #define CS_BACKEND_LSM 1
 #define CS_BACKEND_FENTRY 2
@@ -100,6 +129,7 @@ struct cs_dns_record {
 #define CS_BACKEND_CGROUP 4
 #define CS_BACKEND_TRACEPOINT 5
 
+CS_STATIC_ASSERT(sizeof(struct cs_filter_config) == 80, "cs_filter_config layout");
 CS_STATIC_ASSERT(sizeof(struct cs_header) == 16, "cs_header layout");
 CS_STATIC_ASSERT(sizeof(struct cs_process) == 72, "cs_process layout");
 CS_STATIC_ASSERT(sizeof(struct cs_connect_record) == 232, "cs_connect_record layout");

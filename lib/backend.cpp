@@ -107,11 +107,13 @@ struct Skel {
     ~Skel() { connscope_connect_bpf__destroy(p); }
 };
 
-void load(Skel &skel, const std::string &what, const Remedy &remedy)
+void load(Skel &skel, const std::string &what, const Remedy &remedy, const LoadSettings &settings)
 {
     int err = connscope_connect_bpf__load(skel.p);
     if (err)
         fail("loading " + what, -err, remedy(-err));
+    if (settings.before_attach)
+        settings.before_attach(skel.p);
 }
 
 bpf_link *attach(bpf_program *prog, const std::string &what, const Remedy &remedy,
@@ -141,7 +143,7 @@ AttachedBackend attach_single(bpf_program *(*pick)(connscope_connect_bpf *), con
                               const LoadSettings &settings, const Remedy &remedy)
 {
     Skel skel{open_with({pick}, settings)};
-    load(skel, what, remedy);
+    load(skel, what, remedy, settings);
     std::vector<bpf_link *> links{attach(pick(skel.p), what, remedy)};
     return finish(skel, std::move(links), what);
 }
@@ -232,6 +234,8 @@ AttachedBackend attach_cgroup_backend(const LoadSettings &settings)
         }
         if (err)
             fail("loading cgroup/connect4 and cgroup/connect6", -err, privilege_remedy(-err));
+        if (settings.before_attach)
+            settings.before_attach(skel.p);
         std::vector<bpf_link *> links;
         auto cleanup = [&] {
             for (auto *l : links)
@@ -247,6 +251,9 @@ AttachedBackend attach_cgroup_backend(const LoadSettings &settings)
             cleanup();
             throw;
         }
+        if (!sys::kernel_has_kfunc("bpf_cast_to_kern_ctx"))
+            gaps.push_back("IPv6 scope ids and flow labels (reported as 0: reading them needs "
+                           "bpf_cast_to_kern_ctx, Linux 6.2 or later)");
         auto out = finish(skel, std::move(links),
                           with_unix ? "cgroup/connect4, cgroup/connect6, cgroup/connect_unix on " +
                                           *settings.cgroup2_path

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -20,6 +21,8 @@ struct LoadSettings {
     std::size_t ring_size = 0;
     std::uint64_t wakeup_watermark = 0;
     std::optional<std::string> cgroup2_path; // the cgroup v2 root, when mounted
+    // Runs after load and before attach (the filters), so no event escapes it.
+    std::function<void(connscope_connect_bpf *)> before_attach;
 };
 
 // One backend's programs, loaded and attached. Owns the skeleton and links.

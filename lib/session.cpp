@@ -5,6 +5,7 @@
 #include "backend.hpp"
 #include "decoder.hpp"
 #include "dns/tcp_stream.hpp"
+#include "filters.hpp"
 #include "system.hpp"
 
 #include "connscope_connect.skel.h"
@@ -138,6 +139,7 @@ struct __attribute__((visibility("hidden"))) Session::Impl {
     int timer_fd = -1;
     std::shared_ptr<DnsCorrelator> correlator;
     dns::TcpReassembler tcp;
+    std::optional<std::string> cgroup2_path;
     Stats counters; // the user-side counts; kernel counts are added in stats()
     std::int64_t epoch_offset_ns = 0;
     bool dispatching = false;
@@ -186,6 +188,10 @@ Session::Impl::Impl(Options opts) : options(std::move(opts))
                                       "(checked /proc/self/mountinfo); mount one with "
                                       "'mount -t cgroup2 none /sys/fs/cgroup/unified' or use another backend");
 
+    cgroup2_path = settings.cgroup2_path;
+    settings.before_attach = [this](connscope_connect_bpf *skel) {
+        detail::apply_filters(skel, options.filters, cgroup2_path);
+    };
     start_backend(order, forced, settings);
     if (options.dns.enabled)
         start_dns(settings);
@@ -201,13 +207,15 @@ Session::Impl::Impl(Options opts) : options(std::move(opts))
 void Session::Impl::start_backend(const std::vector<std::string> &order, bool forced,
                                   const detail::LoadSettings &settings)
 {
-    std::string refused;
+    std::string refused, refused_short;
     for (const auto &name : order) {
         try {
             backend = detail::attach_backend(name, settings);
         } catch (const detail::BackendFailure &f) {
             info.tried.push_back({name, false, f.what()});
             refused += (refused.empty() ? "" : "; ") + name + ": " + f.what();
+            const char *err = strerrorname_np(f.err);
+            refused_short += (refused_short.empty() ? "" : ", ") + name + " (" + (err ? err : "error") + ")";
             continue;
         }
         info.tried.push_back({name, true, {}});
@@ -218,7 +226,8 @@ void Session::Impl::start_backend(const std::vector<std::string> &order, bool fo
         else if (refused.empty())
             info.reason = "first in the preference order; uses " + backend.detail;
         else
-            info.reason = "uses " + backend.detail + "; before it " + refused;
+            info.reason = "uses " + backend.detail + "; unavailable before it: " + refused_short +
+                          " (reasons in BackendInfo::tried, or connscope-trace --list-backends)";
         return;
     }
     std::string msg = "no backend could start (tried " + std::to_string(order.size()) + "): " + refused;
@@ -496,6 +505,14 @@ void Session::break_poll(int result)
         moved_from();
     impl_->break_requested = true;
     impl_->break_result = result;
+}
+
+void Session::set_filters(const Filters &filters)
+{
+    if (!impl_)
+        moved_from();
+    detail::apply_filters(impl_->backend.skel, filters, impl_->cgroup2_path);
+    impl_->options.filters = filters;
 }
 
 const BackendInfo &Session::backend() const

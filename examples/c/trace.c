@@ -2,11 +2,14 @@
 /*
  * trace: print every connect() on the host for a while, through the C API.
  *
- *   trace [-b BACKENDS] [-t SECONDS] [--self-check]
+ *   trace [-b BACKENDS] [-t SECONDS] [-p PID]... [--self-check]
  *
- * --self-check makes one UDP connect to 127.0.0.1 after the session starts and
- * exits 0 only if that connect is reported with this process's pid, tid and
- * socket fd (the consumer build tests use it). Exits 77 when not root.
+ * -p PID reports only that process's connects (give it up to 16 times); the
+ * filter runs in the kernel. trace's own connects are never reported, except
+ * with --self-check, which makes one UDP connect to 127.0.0.1 after the
+ * session starts and exits 0 only if that connect is reported with this
+ * process's pid, tid and socket fd (the consumer build tests use it).
+ * Exits 77 when not root.
  */
 #define _GNU_SOURCE
 #include <connscope/connscope.h>
@@ -90,7 +93,9 @@ static double now_s(void)
 int main(int argc, char **argv)
 {
     struct trace t = { 0 };
-    struct connscope_opts opts = { .sz = sizeof(opts) };
+    uint32_t pids[16];
+    struct connscope_filters filters = { .sz = sizeof(filters) };
+    struct connscope_opts opts = { .sz = sizeof(opts), .filters = &filters };
     struct connscope_callbacks cb = { .sz = sizeof(cb), .ctx = &t, .on_connect = on_connect,
                                       .on_tcp_connect = on_tcp_connect };
     struct connscope_backend_info info = { .sz = sizeof(info) };
@@ -104,12 +109,23 @@ int main(int argc, char **argv)
             seconds = atof(argv[++i]);
         else if (!strcmp(argv[i], "-b") && i + 1 < argc)
             opts.backends = argv[++i];
+        else if (!strcmp(argv[i], "-p") && i + 1 < argc && filters.pid_count < 16)
+            pids[filters.pid_count++] = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--self-check"))
             self_check = 1;
         else {
-            fprintf(stderr, "usage: %s [-b BACKENDS] [-t SECONDS] [--self-check]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-b BACKENDS] [-t SECONDS] [-p PID]... [--self-check]\n", argv[0]);
             return 2;
         }
+    }
+    if (filters.pid_count)
+        filters.pids = pids;
+    if (self_check) {
+        /* The connect to check is our own, which the default leaves out. */
+        filters.exclude_self = CONNSCOPE_SELF_INCLUDE;
+        if (filters.pid_count < 16)
+            pids[filters.pid_count++] = (uint32_t)getpid();
+        filters.pids = pids;
     }
     if (geteuid() != 0) {
         fprintf(stderr, "trace: needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN); skipping\n");

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <ctime>
 #include <string>
+#include <sys/socket.h>
 #include <vector>
 
 namespace {
@@ -31,7 +32,17 @@ const char usage[] =
     "  --max-latency-ms MS  longest an event waits before it is printed (default 10)\n"
     "  --no-dns             do not capture DNS answers (net_tcp_connect results stay empty)\n"
     "  --dns-port N         take DNS answers from port N (repeatable; default 53)\n"
+    "  --stats-interval S   also write a stats record every S seconds\n"
     "  --verbose            show libbpf's own messages\n"
+    "\n"
+    "Filters (evaluated in the kernel; the same flag again = any of, different\n"
+    "flags = all of):\n"
+    "  --pid PID            connects by this process\n"
+    "  --uid UID            connects by this real user id\n"
+    "  --comm NAME          connects by threads of this name (comm)\n"
+    "  --cgroup PATH        connects from this cgroup v2 directory or below it\n"
+    "  --family F           inet, inet6 or unix\n"
+    "  --port N[-M]         remote port N, or N to M\n"
     "  -h, --help           show this help\n"
     "\n"
     "At exit a stats record is written (--json: to stdout; else a line on stderr).\n";
@@ -87,6 +98,7 @@ struct Args {
     bool json = false;
     bool list_backends = false;
     double duration = -1;
+    double stats_interval = -1;
     connscope::Options options;
 };
 
@@ -116,6 +128,50 @@ Args parse_args(int argc, char **argv)
             ++i;
         } else if (arg == "--max-latency-ms") {
             a.options.max_latency = std::chrono::milliseconds(parse_number(arg, next, 1000000));
+            ++i;
+        } else if (arg == "--stats-interval") {
+            a.stats_interval = static_cast<double>(parse_number(arg, next, 86400));
+            if (a.stats_interval == 0)
+                usage_error("--stats-interval: give at least 1 second");
+            ++i;
+        } else if (arg == "--pid") {
+            a.options.filters.pids.push_back(static_cast<std::uint32_t>(parse_number(arg, next, 4194304)));
+            ++i;
+        } else if (arg == "--uid") {
+            a.options.filters.uids.push_back(static_cast<std::uint32_t>(parse_number(arg, next, 4294967294ULL)));
+            ++i;
+        } else if (arg == "--comm") {
+            if (!next)
+                usage_error("--comm needs a value");
+            a.options.filters.comms.push_back(next);
+            ++i;
+        } else if (arg == "--cgroup") {
+            if (!next)
+                usage_error("--cgroup needs a value");
+            a.options.filters.cgroups.push_back(next);
+            ++i;
+        } else if (arg == "--family") {
+            std::string f = next ? next : "";
+            if (f == "inet")
+                a.options.filters.families.push_back(AF_INET);
+            else if (f == "inet6")
+                a.options.filters.families.push_back(AF_INET6);
+            else if (f == "unix")
+                a.options.filters.families.push_back(AF_UNIX);
+            else
+                usage_error("--family: '" + f + "' is not one of inet, inet6, unix");
+            ++i;
+        } else if (arg == "--port") {
+            std::string range = next ? next : "";
+            auto dash = range.find('-');
+            connscope::PortRange r;
+            r.first = static_cast<std::uint16_t>(parse_number(arg, range.substr(0, dash).c_str(), 65535));
+            r.last = dash == std::string::npos
+                         ? r.first
+                         : static_cast<std::uint16_t>(parse_number(arg, range.substr(dash + 1).c_str(), 65535));
+            if (r.first > r.last)
+                usage_error("--port: " + range + " is an empty range");
+            a.options.filters.ports.push_back(r);
             ++i;
         } else if (arg == "--dns-port") {
             dns_ports.push_back(static_cast<std::uint16_t>(parse_number(arg, next, 65535)));
@@ -203,9 +259,24 @@ int main(int argc, char **argv)
         std::fprintf(stderr, "connscope-trace: DNS capture %s\n", b.dns.c_str());
         std::fflush(stderr);
 
-        auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::milliseconds(static_cast<long long>(args.duration * 1000));
+        auto print_stats = [&] {
+            auto stats = session.stats();
+            if (json)
+                std::puts(connscope::to_json(stats, b.name).c_str());
+            else
+                std::fprintf(stderr, "connscope-trace: %llu events, %llu lost (backend %s)\n",
+                             static_cast<unsigned long long>(stats.events),
+                             static_cast<unsigned long long>(stats.lost), b.name.c_str());
+            std::fflush(stdout);
+        };
+        const auto start = std::chrono::steady_clock::now();
+        auto deadline = start + std::chrono::milliseconds(static_cast<long long>(args.duration * 1000));
+        auto next_stats = start + std::chrono::milliseconds(static_cast<long long>(args.stats_interval * 1000));
         while (!stop_requested) {
+            if (args.stats_interval > 0 && std::chrono::steady_clock::now() >= next_stats) {
+                print_stats();
+                next_stats += std::chrono::milliseconds(static_cast<long long>(args.stats_interval * 1000));
+            }
             auto wait = std::chrono::milliseconds(100);
             if (args.duration >= 0) {
                 auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -218,14 +289,7 @@ int main(int argc, char **argv)
             std::fflush(stdout);
         }
         session.consume(); // drain what arrived before the stop
-        auto stats = session.stats();
-        if (json)
-            std::puts(connscope::to_json(stats, b.name).c_str());
-        else
-            std::fprintf(stderr, "connscope-trace: %llu events, %llu lost (backend %s)\n",
-                         static_cast<unsigned long long>(stats.events),
-                         static_cast<unsigned long long>(stats.lost), b.name.c_str());
-        std::fflush(stdout);
+        print_stats();
     } catch (const connscope::Error &e) {
         std::fprintf(stderr, "connscope-trace: %s\n", e.what());
         return 1;

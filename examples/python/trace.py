@@ -3,6 +3,9 @@
 """Prints every connect() on the host, live, through the connscope Python module.
 
     sudo CONNSCOPE_LIBRARY=/path/to/libconnscope.so python3 trace.py [--json] [-b cgroup] [-t 10]
+        [-p PID]... [-f inet|inet6|unix]... [--port PORT|FIRST-LAST]...
+
+Its own connects are not shown (the library leaves the session owner's out).
 """
 
 import argparse
@@ -22,10 +25,19 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--no-dns", action="store_true", help="no DNS capture")
     parser.add_argument("--library", help="path of libconnscope.so")
+    parser.add_argument("-p", "--pid", type=int, action="append", help="only this process (repeatable)")
+    parser.add_argument("-f", "--family", action="append", choices=["inet", "inet6", "unix"],
+                        help="only this address family (repeatable)")
+    parser.add_argument("--port", action="append", help="only this remote port or range A-B (repeatable)")
     args = parser.parse_args()
 
+    ports = []
+    for p in args.port or []:
+        first, _, last = p.partition("-")
+        ports.append((int(first), int(last or first)))
     try:
-        session = connscope.Session(backend=args.backend, dns=not args.no_dns, library=args.library)
+        session = connscope.Session(backend=args.backend, dns=not args.no_dns, library=args.library,
+                                    pids=args.pid, families=args.family, ports=ports)
     except connscope.Error as e:
         print(f"trace.py: {e}", file=sys.stderr)
         return 1

@@ -118,6 +118,19 @@ extern "C" {
 #define CONNSCOPE_UNIX_UNNAMED 3
 /** @} */
 
+/**
+ * @defgroup connscope_self Own connects
+ * Values of connscope_filters::exclude_self.
+ * @{
+ */
+/** The library default: leave out connects made by the process that owns the session. */
+#define CONNSCOPE_SELF_DEFAULT 0
+/** Leave out connects made by the process that owns the session. */
+#define CONNSCOPE_SELF_EXCLUDE 1
+/** Report the session owner's own connects like any other process's. */
+#define CONNSCOPE_SELF_INCLUDE 2
+/** @} */
+
 /** Length of connscope_process::comm, including the terminating NUL. */
 #define CONNSCOPE_COMM_LEN 16
 /** Size of the text buffers for IP addresses (an RFC 5952 IPv6 text and its NUL fit). */
@@ -128,6 +141,60 @@ extern "C" {
  * fill. Opaque; made by connscope_session_new(), freed by connscope_session_free().
  */
 typedef struct connscope_session connscope_session;
+
+/** An inclusive range of remote ports, host byte order (connscope::PortRange). */
+struct connscope_port_range {
+    uint16_t first; /**< Lowest port in the range. */
+    uint16_t last;  /**< Highest port in the range (>= first). */
+};
+
+/**
+ * Which connects to report (connscope::Filters), judged in the kernel before
+ * any ring space is used. Given to connscope_session_new() through
+ * connscope_opts::filters and to connscope_session_set_filters().
+ *
+ * Zero-initialise, set sz = sizeof(struct connscope_filters), then fill the
+ * lists you need. Each list is a pointer and a count; a count of 0 (with a
+ * NULL pointer) means "any". A connect is reported when it matches every
+ * non-empty list, and within a list any one entry. A non-NULL list with a
+ * count of 0, or a count with a NULL list, is -EINVAL. DNS capture is not
+ * filtered. Every list is copied; the caller keeps its memory.
+ *
+ * The sz rules of connscope_opts apply: fields are only appended, the library
+ * reads only what sz covers and refuses non-zero bytes past what it knows.
+ */
+struct connscope_filters {
+    /** sizeof(struct connscope_filters) as the caller was compiled. */
+    size_t sz;
+    /**
+     * CONNSCOPE_SELF_DEFAULT (0) or CONNSCOPE_SELF_EXCLUDE: connects made by
+     * the process that owns the session are left out; CONNSCOPE_SELF_INCLUDE:
+     * they are reported. Other values are -EINVAL.
+     */
+    int exclude_self;
+    /** Process ids (tgid, initial PID namespace), at most 4096. */
+    const uint32_t *pids;
+    size_t pid_count;              /**< Number of entries in pids. */
+    /** Real user ids (initial user namespace), at most 4096. */
+    const uint32_t *uids;
+    size_t uid_count;              /**< Number of entries in uids. */
+    /** Thread names (comm), NUL-terminated, 1 to 15 bytes each, at most 4096. */
+    const char *const *comms;
+    size_t comm_count;             /**< Number of entries in comms. */
+    /**
+     * cgroup v2 directories, absolute or relative to the cgroup v2 mount; a
+     * connect from that cgroup or any cgroup below it matches. At most 4096;
+     * a path that does not exist is -ENOENT.
+     */
+    const char *const *cgroups;
+    size_t cgroup_count;           /**< Number of entries in cgroups. */
+    /** Address families: AF_INET (2), AF_INET6 (10), AF_UNIX (1); others are -EINVAL. */
+    const uint16_t *families;
+    size_t family_count;           /**< Number of entries in families. */
+    /** Remote port ranges, at most 16. Connects without a port (AF_UNIX) never match. */
+    const struct connscope_port_range *ports;
+    size_t port_count;             /**< Number of entries in ports. */
+};
 
 /**
  * How a session is set up. Zero-initialise, set sz = sizeof(struct connscope_opts),
@@ -157,6 +224,11 @@ struct connscope_opts {
     uint32_t dns_cache_grace_s;
     /** Most (namespace, address, name) entries the DNS cache holds. 0: 1048576. */
     size_t dns_cache_max_entries;
+    /**
+     * Which connects to report. NULL: every connect but the session owner's
+     * own. Change them later with connscope_session_set_filters().
+     */
+    const struct connscope_filters *filters;
 };
 
 /** Who made a connect and when, read in the kernel from the calling task. */
@@ -356,7 +428,8 @@ CONNSCOPE_API const char *connscope_last_error(void) CONNSCOPE_NOEXCEPT;
  * @par Thread safety
  * Safe from any thread; sessions are independent.
  * @par Ownership
- * opts and callbacks are copied (dns_ports too); the caller keeps them. The
+ * opts and callbacks are copied (dns_ports and opts->filters with its lists
+ * too); the caller keeps them. The
  * session belongs to the caller, who frees it with connscope_session_free().
  */
 CONNSCOPE_API int connscope_session_new(const struct connscope_opts *opts,
@@ -423,6 +496,28 @@ CONNSCOPE_API int connscope_session_fd(const connscope_session *s) CONNSCOPE_NOE
  * out belongs to the caller.
  */
 CONNSCOPE_API int connscope_session_stats(const connscope_session *s, struct connscope_stats *out) CONNSCOPE_NOEXCEPT;
+
+/**
+ * Replaces the filters of a running session (map updates, no reload).
+ *
+ * The new set replaces the whole old one: a list left empty means "any",
+ * whatever it was before. Connects made while the update is under way may be
+ * judged by either set. On failure the old filters stay in force.
+ * @param s the session.
+ * @param filters the new filters, or NULL for the defaults (every connect but
+ *   the session owner's own).
+ * @return 0, or a negative code: -EINVAL for a NULL s, a too small sz, unknown
+ *   non-zero bytes past the fields this library knows, or a bad entry
+ *   (connscope_last_error() says which); -ENOENT for a cgroup path that does
+ *   not exist; -ENOSPC past a list's capacity; another negative errno when a
+ *   map update fails.
+ * @par Thread safety
+ * As connscope_session_poll(); a callback of s may call it.
+ * @par Ownership
+ * filters and its lists are copied; the caller keeps them.
+ */
+CONNSCOPE_API int connscope_session_set_filters(connscope_session *s,
+                                                const struct connscope_filters *filters) CONNSCOPE_NOEXCEPT;
 
 /**
  * Tells which backend the session uses and why.

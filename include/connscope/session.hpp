@@ -31,6 +31,38 @@ struct DnsOptions {
     DnsCacheOptions cache;
 };
 
+/** An inclusive range of remote ports, in host byte order. */
+struct PortRange {
+    std::uint16_t first = 0; /**< Lowest port in the range. */
+    std::uint16_t last = 0;  /**< Highest port in the range (>= first). */
+};
+
+/**
+ * Which connects to report, decided in the kernel before any ring space is
+ * used, so a filtered-out connect costs about what an empty hook costs.
+ *
+ * An empty list means "any". A connect is reported when it matches every
+ * non-empty list (different lists: all of), matching any one value within a
+ * list (same list: any of). DNS capture is not filtered: answers are needed
+ * whoever connects later.
+ */
+struct Filters {
+    std::vector<std::uint32_t> pids;    /**< Process ids (tgid), at most 4096. */
+    std::vector<std::uint32_t> uids;    /**< Real user ids, at most 4096. */
+    std::vector<std::string> comms;     /**< Thread names (comm), 1 to 15 bytes each, at most 4096. */
+    /**
+     * cgroup v2 directories, absolute or relative to the cgroup v2 mount; a
+     * connect from that cgroup or any cgroup below it matches. At most 4096.
+     */
+    std::vector<std::string> cgroups;
+    /** Address families: AF_INET (2), AF_INET6 (10), AF_UNIX (1). */
+    std::vector<std::uint16_t> families;
+    /** Remote port ranges, at most 16; connects without a port (UNIX) never match. */
+    std::vector<PortRange> ports;
+    /** Leave out connects made by the process that owns the Session. */
+    bool exclude_self = true;
+};
+
 /** How a Session is set up. Every field has a usable default. */
 struct Options {
     /**
@@ -54,6 +86,8 @@ struct Options {
     std::function<void(const NetTcpConnect &)> on_tcp_connect;
     /** DNS capture and correlation. */
     DnsOptions dns;
+    /** Which connects to report; the default reports all but the Session's own. */
+    Filters filters;
 };
 
 /** What probing found for one backend. */
@@ -150,6 +184,13 @@ public:
      * event and make it return result. The C API uses it for callbacks that return < 0.
      */
     void break_poll(int result);
+    /**
+     * Replaces the filters while running (map updates, no reload). Connects
+     * made while the update is under way may be judged by either set.
+     * @throws Error EINVAL for a bad filter (the message says which), ENOENT
+     *   for a cgroup path that does not exist, ENOSPC past a set's capacity.
+     */
+    void set_filters(const Filters &filters);
     /** The backend in use and why. */
     const BackendInfo &backend() const;
     /** Counters; see Stats. */

@@ -26,13 +26,72 @@ struct connscope_session {
 
 namespace {
 
+// A C list (pointer + count) as a vector; NULL with 0 is empty.
+template <typename T>
+std::vector<T> c_list(const T *items, std::size_t count, const char *name, const char *count_name)
+{
+    if (count && !items)
+        throw Error(EINVAL, std::string("connscope_filters.") + count_name + " is " + std::to_string(count) +
+                                " but " + name + " is NULL");
+    if (!count && items)
+        throw Error(EINVAL, std::string("connscope_filters.") + name + " is set but " + count_name + " is 0");
+    return std::vector<T>(items, items + count);
+}
+
+std::vector<std::string> c_strings(const char *const *items, std::size_t count, const char *name,
+                                   const char *count_name)
+{
+    std::vector<std::string> out;
+    for (const char *item : c_list(items, count, name, count_name)) {
+        if (!item)
+            throw Error(EINVAL, std::string("connscope_filters.") + name + "[" + std::to_string(out.size()) +
+                                    "] is NULL");
+        out.emplace_back(item);
+    }
+    return out;
+}
+
+Filters to_filters(const connscope_filters *f)
+{
+    Filters filters;
+    if (!f)
+        return filters;
+    check_input_struct(f, f->sz, CONNSCOPE_OFFSETOFEND(connscope_filters, port_count), "connscope_filters");
+    if (CONNSCOPE_HAS(f, connscope_filters, exclude_self)) {
+        switch (f->exclude_self) {
+        case CONNSCOPE_SELF_DEFAULT:
+        case CONNSCOPE_SELF_EXCLUDE: filters.exclude_self = true; break;
+        case CONNSCOPE_SELF_INCLUDE: filters.exclude_self = false; break;
+        default:
+            throw Error(EINVAL, "connscope_filters.exclude_self is " + std::to_string(f->exclude_self) +
+                                    "; use CONNSCOPE_SELF_DEFAULT (0), CONNSCOPE_SELF_EXCLUDE (1) or "
+                                    "CONNSCOPE_SELF_INCLUDE (2)");
+        }
+    }
+    // A list is read only when sz covers both its pointer and its count.
+    if (CONNSCOPE_HAS(f, connscope_filters, pid_count))
+        filters.pids = c_list(f->pids, f->pid_count, "pids", "pid_count");
+    if (CONNSCOPE_HAS(f, connscope_filters, uid_count))
+        filters.uids = c_list(f->uids, f->uid_count, "uids", "uid_count");
+    if (CONNSCOPE_HAS(f, connscope_filters, comm_count))
+        filters.comms = c_strings(f->comms, f->comm_count, "comms", "comm_count");
+    if (CONNSCOPE_HAS(f, connscope_filters, cgroup_count))
+        filters.cgroups = c_strings(f->cgroups, f->cgroup_count, "cgroups", "cgroup_count");
+    if (CONNSCOPE_HAS(f, connscope_filters, family_count))
+        filters.families = c_list(f->families, f->family_count, "families", "family_count");
+    if (CONNSCOPE_HAS(f, connscope_filters, port_count)) {
+        for (const connscope_port_range &r : c_list(f->ports, f->port_count, "ports", "port_count"))
+            filters.ports.push_back(PortRange{r.first, r.last});
+    }
+    return filters;
+}
+
 Options to_options(const connscope_opts *o)
 {
     Options opts;
     if (!o)
         return opts;
-    check_input_struct(o, o->sz, CONNSCOPE_OFFSETOFEND(connscope_opts, dns_cache_max_entries),
-                       "connscope_opts");
+    check_input_struct(o, o->sz, CONNSCOPE_OFFSETOFEND(connscope_opts, filters), "connscope_opts");
     if (CONNSCOPE_HAS(o, connscope_opts, backends) && o->backends && *o->backends)
         opts.backends = parse_backend_list(o->backends);
     if (CONNSCOPE_HAS(o, connscope_opts, ring_size) && o->ring_size)
@@ -63,6 +122,8 @@ Options to_options(const connscope_opts *o)
         opts.dns.cache.grace = std::chrono::seconds(o->dns_cache_grace_s);
     if (CONNSCOPE_HAS(o, connscope_opts, dns_cache_max_entries) && o->dns_cache_max_entries)
         opts.dns.cache.max_entries = o->dns_cache_max_entries;
+    if (CONNSCOPE_HAS(o, connscope_opts, filters))
+        opts.filters = to_filters(o->filters);
     return opts;
 }
 
@@ -170,6 +231,15 @@ CONNSCOPE_API int connscope_session_consume(connscope_session *s) noexcept
 CONNSCOPE_API int connscope_session_fd(const connscope_session *s) noexcept
 {
     return guard([&] { return live(s, "connscope_session_fd").fd(); });
+}
+
+CONNSCOPE_API int connscope_session_set_filters(connscope_session *s, const connscope_filters *filters) noexcept
+{
+    return guard([&] {
+        Session &session = live(s, "connscope_session_set_filters");
+        session.set_filters(to_filters(filters));
+        return 0;
+    });
 }
 
 CONNSCOPE_API int connscope_session_stats(const connscope_session *s, connscope_stats *out) noexcept

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <string_view>
 
 namespace connscope {
@@ -28,11 +29,50 @@ constexpr int reap_per_observe = 4;
 constexpr int max_second_chances = 64;
 constexpr std::uint64_t max_expiry = (std::uint64_t{1} << 63) - 1; // year 2262
 
-struct Name {
-    std::string text;
+// One cache line. Most names fit inline, so comparing or copying a name
+// costs one miss, not two, and no allocation of its own.
+struct alignas(64) Name {
+    static constexpr std::size_t inline_capacity = 48;
+
     std::uint32_t hash = 0;
     std::uint32_t refs = 0; // entries naming it; next free slot when free
+    std::uint32_t size = 0;
+    union {
+        char inline_text[inline_capacity];
+        char *heap_text;
+    };
+
+    Name() : inline_text{} {}
+    std::string_view text() const noexcept
+    {
+        return {size <= inline_capacity ? inline_text : heap_text, size};
+    }
+    // Returns the bytes allocated outside the slot.
+    std::size_t assign(std::string_view s)
+    {
+        release();
+        if (s.size() <= inline_capacity) {
+            std::memcpy(inline_text, s.data(), s.size());
+        } else {
+            heap_text = new char[s.size()];
+            std::memcpy(heap_text, s.data(), s.size());
+        }
+        size = static_cast<std::uint32_t>(s.size());
+        return heap_bytes();
+    }
+    std::size_t heap_bytes() const noexcept
+    {
+        // A malloc chunk: the bytes plus an 8-byte header, rounded to 16.
+        return size > inline_capacity ? ((size + 8 + 15) & ~std::size_t{15}) : 0;
+    }
+    void release() noexcept
+    {
+        if (size > inline_capacity)
+            delete[] heap_text;
+        size = 0;
+    }
 };
+static_assert(sizeof(Name) == 64, "a name slot is one cache line");
 
 // 32 bytes: IpAddress is 17 bytes with alignment 1.
 struct Group {
@@ -78,6 +118,14 @@ public:
             throw Error(EINVAL, "default DNS correlator: max_entries is 0; it must be at least 1");
     }
 
+    ~DefaultCorrelator() override
+    {
+        for (Name &n : names_)
+            n.release(); // free slots have size 0: a no-op
+    }
+    DefaultCorrelator(const DefaultCorrelator &) = delete;
+    DefaultCorrelator &operator=(const DefaultCorrelator &) = delete;
+
     void observe(std::uint64_t netns, std::uint64_t time_ns, const DnsMessage &answer) override;
     std::vector<std::string> lookup(std::uint64_t netns, const IpAddress &address,
                                     std::uint64_t now_ns) override;
@@ -114,12 +162,6 @@ private:
     void group_unlink(std::uint32_t e);
     void group_push_front(std::uint32_t e);
 
-    static std::size_t heap_bytes(const std::string &s)
-    {
-        // libstdc++ keeps up to 15 characters inline; above that, a malloc
-        // chunk of capacity + 1 rounded to 16 plus its 8-byte header.
-        return s.capacity() > 15 ? ((s.capacity() + 1 + 8 + 15) & ~std::size_t{15}) : 0;
-    }
 
     const std::uint64_t grace_s_;
     const std::size_t max_entries_;
@@ -174,7 +216,7 @@ std::uint32_t DefaultCorrelator::find_group(std::uint32_t hash, std::uint64_t ne
 
 std::uint32_t DefaultCorrelator::find_name(std::uint32_t hash, std::string_view name) const
 {
-    return name_index_.find(hash, [&](std::uint32_t n) { return names_[n].text == name; });
+    return name_index_.find(hash, [&](std::uint32_t n) { return names_[n].text() == name; });
 }
 
 std::uint32_t DefaultCorrelator::find_entry(std::uint32_t group, std::uint32_t name) const
@@ -241,8 +283,8 @@ void DefaultCorrelator::remove_entry(std::uint32_t e)
     Name &name = names_[n];
     if (--name.refs == 0) {
         name_index_.erase(name.hash, n);
-        name_heap_bytes_ -= heap_bytes(name.text);
-        std::string().swap(name.text);
+        name_heap_bytes_ -= name.heap_bytes();
+        name.release();
         name.refs = free_name_;
         free_name_ = n;
     }
@@ -318,10 +360,9 @@ void DefaultCorrelator::upsert(std::uint64_t netns, const IpAddress &key, std::u
             n = static_cast<std::uint32_t>(names_.size());
             names_.emplace_back();
         }
-        names_[n].text.assign(name.data(), name.size());
+        name_heap_bytes_ += names_[n].assign(name);
         names_[n].hash = nhash;
         names_[n].refs = 0;
-        name_heap_bytes_ += heap_bytes(names_[n].text);
         name_index_.insert(nhash, n);
     }
     std::uint32_t e;
@@ -459,7 +500,7 @@ bool DefaultCorrelator::refresh_if_current(std::uint32_t group, const Binding &b
 {
     std::uint32_t e = groups_[group].head;
     for (std::uint32_t i = 0; i < b.count; ++i, e = entries_[e].gnext)
-        if (e == nil_id || names_[entries_[e].name].text != *chain_[b.first + i])
+        if (e == nil_id || names_[entries_[e].name].text() != *chain_[b.first + i])
             return false;
     e = groups_[group].head;
     for (std::uint32_t i = 0; i < b.count; ++i, e = entries_[e].gnext) {
@@ -507,7 +548,7 @@ std::vector<std::string> DefaultCorrelator::lookup(std::uint64_t netns, const Ip
         if (entries_[e].expiry_ns <= now_ns) {
             remove_entry(e); // frees the group with its last entry; next is then nil
         } else {
-            out.push_back(names_[entries_[e].name].text);
+            out.emplace_back(names_[entries_[e].name].text());
             entries_[e].referenced = 1;
         }
         e = next;

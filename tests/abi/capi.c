@@ -94,6 +94,49 @@ static void unprivileged_checks(void)
     CHECK(connscope_session_new(&opts, NULL, &s) == -EINVAL);
     CHECK(connscope_session_new(NULL, NULL, NULL) == -EINVAL);
 
+    /* Filters: checked before anything is attached. */
+    {
+        struct connscope_filters f;
+        struct { struct connscope_filters known; uint64_t future_field; } newer_f;
+        const char *const comms[] = { "curl", NULL };
+        uint16_t families[] = { 10 };
+
+        memset(&opts, 0, sizeof(opts));
+        opts.sz = sizeof(opts);
+        opts.filters = &f;
+        memset(&f, 0, sizeof(f));
+        f.sz = sizeof(f);
+        f.exclude_self = 3;
+        CHECK(connscope_session_new(&opts, NULL, &s) == -EINVAL);
+        CHECK(strstr(connscope_last_error(), "CONNSCOPE_SELF_INCLUDE") != NULL);
+        f.exclude_self = CONNSCOPE_SELF_INCLUDE;
+        f.pid_count = 1; /* pids is NULL */
+        CHECK(connscope_session_new(&opts, NULL, &s) == -EINVAL);
+        CHECK(strstr(connscope_last_error(), "pids is NULL") != NULL);
+        f.pid_count = 0;
+        f.families = families; /* family_count is 0 */
+        CHECK(connscope_session_new(&opts, NULL, &s) == -EINVAL);
+        CHECK(strstr(connscope_last_error(), "family_count") != NULL);
+        f.families = NULL;
+        f.comms = comms;
+        f.comm_count = 2; /* comms[1] is NULL */
+        CHECK(connscope_session_new(&opts, NULL, &s) == -EINVAL);
+        CHECK(strstr(connscope_last_error(), "comms[1]") != NULL);
+        f.sz = 4;
+        CHECK(connscope_session_new(&opts, NULL, &s) == -EINVAL);
+        CHECK(strstr(connscope_last_error(), "connscope_filters") != NULL);
+
+        memset(&newer_f, 0, sizeof(newer_f));
+        newer_f.known.sz = sizeof(newer_f);
+        newer_f.future_field = 1;
+        opts.filters = &newer_f.known;
+        CHECK(connscope_session_new(&opts, NULL, &s) == -EINVAL);
+        CHECK(strstr(connscope_last_error(), "newer") != NULL);
+        CHECK(s == NULL);
+        CHECK(connscope_session_set_filters(NULL, NULL) == -EINVAL);
+        CHECK(strstr(connscope_last_error(), "connscope_session_set_filters") != NULL);
+    }
+
     /* NULL sessions. */
     connscope_session_free(NULL);
     CHECK(connscope_session_poll(NULL, 0) == -EINVAL);
@@ -104,6 +147,10 @@ static void unprivileged_checks(void)
 
 static void privileged_checks(void)
 {
+    /* Only this process's connects, which the default would leave out. */
+    uint32_t self = (uint32_t)getpid();
+    struct connscope_filters filters = { .sz = sizeof(filters), .exclude_self = CONNSCOPE_SELF_INCLUDE,
+                                         .pids = &self, .pid_count = 1 };
     struct newer_opts newer;
     int calls = 0, rc = 0, i, fd;
     struct connscope_callbacks cb = { .sz = sizeof(cb), .ctx = &calls, .on_connect = stop_with_42 };
@@ -117,6 +164,7 @@ static void privileged_checks(void)
     memset(&newer, 0, sizeof(newer));
     newer.known.sz = sizeof(newer);
     newer.known.dns_mode = CONNSCOPE_DNS_OFF;
+    newer.known.filters = &filters;
     rc = connscope_session_new(&newer.known, &cb, &s);
     CHECK(rc == 0);
     if (rc < 0)

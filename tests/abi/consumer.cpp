@@ -32,6 +32,7 @@ int main()
     bool seen_connect = false, seen_tcp = false;
 
     connscope::Options options;
+    options.filters.exclude_self = false; // the connect to watch is our own
     options.on_connect = [&](const connscope::SecuritySocketConnect &ev) {
         auto *inet = std::get_if<connscope::InetEndpoint>(&ev.remote_addr);
         if (ev.process.pid == pid && ev.sockfd == fd && inet && inet->port == port &&

@@ -41,6 +41,9 @@ int main(void)
     CONSTANT(CONNSCOPE_UNIX_PATH);
     CONSTANT(CONNSCOPE_UNIX_ABSTRACT);
     CONSTANT(CONNSCOPE_UNIX_UNNAMED);
+    CONSTANT(CONNSCOPE_SELF_DEFAULT);
+    CONSTANT(CONNSCOPE_SELF_EXCLUDE);
+    CONSTANT(CONNSCOPE_SELF_INCLUDE);
     CONSTANT(CONNSCOPE_COMM_LEN);
     CONSTANT(CONNSCOPE_IP_TEXT_LEN);
 
@@ -55,6 +58,27 @@ int main(void)
     FIELD(connscope_opts, dns_payload_max);
     FIELD(connscope_opts, dns_cache_grace_s);
     FIELD(connscope_opts, dns_cache_max_entries);
+    FIELD(connscope_opts, filters);
+
+    STRUCT(connscope_port_range);
+    FIELD(connscope_port_range, first);
+    FIELD(connscope_port_range, last);
+
+    STRUCT(connscope_filters);
+    FIELD(connscope_filters, sz);
+    FIELD(connscope_filters, exclude_self);
+    FIELD(connscope_filters, pids);
+    FIELD(connscope_filters, pid_count);
+    FIELD(connscope_filters, uids);
+    FIELD(connscope_filters, uid_count);
+    FIELD(connscope_filters, comms);
+    FIELD(connscope_filters, comm_count);
+    FIELD(connscope_filters, cgroups);
+    FIELD(connscope_filters, cgroup_count);
+    FIELD(connscope_filters, families);
+    FIELD(connscope_filters, family_count);
+    FIELD(connscope_filters, ports);
+    FIELD(connscope_filters, port_count);
 
     STRUCT(connscope_callbacks);
     FIELD(connscope_callbacks, sz);

@@ -21,12 +21,21 @@ inline std::vector<std::string> backend_under_test()
     return {b && *b ? b : "auto"};
 }
 
+// Options for tests: the test process connects itself, so it must not be
+// left out as the Session's own process (the library's default).
+inline connscope::Options test_options()
+{
+    connscope::Options o;
+    o.filters.exclude_self = false;
+    return o;
+}
+
 struct Recorder {
     std::vector<connscope::SecuritySocketConnect> connects;
     std::vector<connscope::NetTcpConnect> tcp;
     connscope::Session session;
 
-    explicit Recorder(connscope::Options options = {})
+    explicit Recorder(connscope::Options options = test_options())
         : session(with_callbacks(std::move(options), this))
     {
     }
@@ -73,6 +82,15 @@ private:
     }
 };
 
+// Whether the session's backend says it cannot see what starts with `what`.
+inline bool backend_misses(const connscope::Session &session, const std::string &what)
+{
+    for (const auto &gap : session.backend().gaps)
+        if (gap.rfind(what, 0) == 0)
+            return true;
+    return false;
+}
+
 inline std::uint64_t inode_of(const std::string &path)
 {
     struct stat st {};
@@ -81,8 +99,12 @@ inline std::uint64_t inode_of(const std::string &path)
     return st.st_ino;
 }
 
-// The BPF programs of connscope loaded on the host now (names start handle_).
-int loaded_connscope_programs();
+// Ids of the BPF programs this process holds open (its Sessions' programs
+// and links), from /proc/self/fdinfo: immune to other BPF users on the host.
+std::vector<std::uint32_t> own_bpf_program_ids();
+
+// Whether a program with this id is still loaded anywhere on the host.
+bool program_exists(std::uint32_t id);
 
 // A free TCP/UDP port on loopback: bound once to learn it, then released.
 std::uint16_t free_port(int type);

@@ -11,26 +11,37 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <dirent.h>
+#include <fstream>
 #include <netinet/in.h>
 #include <unistd.h>
 
 namespace testing {
 
-int loaded_connscope_programs()
+std::vector<std::uint32_t> own_bpf_program_ids()
 {
-    int count = 0;
-    __u32 id = 0;
-    while (bpf_prog_get_next_id(id, &id) == 0) {
-        int fd = bpf_prog_get_fd_by_id(id);
-        if (fd < 0)
-            continue;
-        bpf_prog_info info{};
-        __u32 len = sizeof(info);
-        if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && std::strncmp(info.name, "handle_", 7) == 0)
-            ++count;
-        ::close(fd);
+    std::vector<std::uint32_t> ids;
+    DIR *dir = ::opendir("/proc/self/fdinfo");
+    if (!dir)
+        return ids;
+    while (dirent *entry = ::readdir(dir)) {
+        std::ifstream info(std::string("/proc/self/fdinfo/") + entry->d_name);
+        std::string line;
+        while (std::getline(info, line))
+            if (line.rfind("prog_id:", 0) == 0)
+                ids.push_back(static_cast<std::uint32_t>(std::stoul(line.substr(8))));
     }
-    return count;
+    ::closedir(dir);
+    return ids;
+}
+
+bool program_exists(std::uint32_t id)
+{
+    int fd = bpf_prog_get_fd_by_id(id);
+    if (fd < 0)
+        return false;
+    ::close(fd);
+    return true;
 }
 
 std::uint16_t free_port(int type)

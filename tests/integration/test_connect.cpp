@@ -126,7 +126,8 @@ TEST_CASE("IPv4 UDP connect: every field", "[connect]")
     check_process(ev->process, self);
     CHECK(ev->sockfd == fd);
     CHECK(ev->type == SocketType::dgram);
-    CHECK_FALSE(ev->toctou);
+    // Only the tracepoint backend reads the caller's copy of the address.
+    CHECK(ev->toctou == (rec.session.backend().name == "tracepoint"));
     auto *ep = inet(*ev);
     CHECK(ep->ip.to_string() == "127.0.0.1");
     CHECK(family_name(ev->remote_addr) == "AF_INET");
@@ -188,7 +189,10 @@ TEST_CASE("IPv6 connect: address, port, scope id", "[connect][ipv6]")
     auto *ev2 = rec.wait_connect(on_port(port2));
     REQUIRE(ev2);
     CHECK(inet(*ev2)->ip.to_string() == "fe80::1");
-    CHECK(inet(*ev2)->scope_id == 1);
+    if (testing::backend_misses(rec.session, "IPv6 scope ids"))
+        WARN("backend " << rec.session.backend().name << " cannot see IPv6 scope ids on this kernel");
+    else
+        CHECK(inet(*ev2)->scope_id == 1);
     ::close(fd2);
 }
 
@@ -218,20 +222,13 @@ int connect_unix(const std::string &name, bool abstract, int type = SOCK_STREAM)
     return fd;
 }
 
-bool backend_sees_unix(const Recorder &rec)
-{
-    for (const auto &gap : rec.session.backend().gaps)
-        if (gap.rfind("UNIX", 0) == 0)
-            return false;
-    return true;
-}
 
 } // namespace
 
 TEST_CASE("UNIX path and abstract connects", "[connect][unix]")
 {
     Recorder rec;
-    if (!backend_sees_unix(rec)) {
+    if (testing::backend_misses(rec.session, "UNIX connects")) {
         WARN("backend " << rec.session.backend().name << " cannot see UNIX connects on this kernel");
         return;
     }
@@ -337,16 +334,27 @@ TEST_CASE("A forked child and another uid/gid", "[connect][fork]")
 
 TEST_CASE("A destroyed Session leaves no program or link behind", "[lifecycle]")
 {
-    int before = testing::loaded_connscope_programs();
+    REQUIRE(testing::own_bpf_program_ids().empty());
+    std::vector<std::uint32_t> ids;
     {
         Recorder rec;
-        CHECK(testing::loaded_connscope_programs() > before);
+        ids = testing::own_bpf_program_ids();
+        CHECK_FALSE(ids.empty());
+        for (auto id : ids)
+            CHECK(testing::program_exists(id));
         auto port = testing::free_port(SOCK_DGRAM);
         int fd = connect_v4(SOCK_DGRAM, port);
         CHECK(rec.wait_connect(on_port(port)));
         ::close(fd);
     }
-    CHECK(testing::loaded_connscope_programs() == before);
+    CHECK(testing::own_bpf_program_ids().empty());
+    // Detached and unloaded: nothing else held them, so they leave the host
+    // (the kernel frees a program asynchronously, so allow it a moment).
+    for (auto id : ids) {
+        for (int tries = 0; tries < 100 && testing::program_exists(id); ++tries)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        CHECK_FALSE(testing::program_exists(id));
+    }
 }
 
 TEST_CASE("Moved Sessions: the new one works, the old one says so", "[lifecycle]")
@@ -364,7 +372,7 @@ TEST_CASE("Moved Sessions: the new one works, the old one says so", "[lifecycle]
 
 TEST_CASE("The epoll fd becomes readable within max_latency", "[delivery]")
 {
-    Options o;
+    Options o = testing::test_options();
     o.max_latency = std::chrono::milliseconds(20);
     Recorder rec(o);
     auto port = testing::free_port(SOCK_DGRAM);

@@ -50,7 +50,8 @@ class SessionTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.session = connscope.Session(max_latency_ms=5)
+        # These tests watch their own connects, which the default leaves out.
+        cls.session = connscope.Session(max_latency_ms=5, exclude_self=False)
         cls.info = cls.session.backend()
 
     @classmethod
@@ -245,7 +246,7 @@ class SessionTest(unittest.TestCase):
             self.assertTrue(found, "the connect never came through select() + consume()")
 
     def test_callback_exception_is_raised_by_poll(self):
-        with connscope.Session(dns=False) as session:
+        with connscope.Session(dns=False, exclude_self=False) as session:
             # A failing conversion inside the C callback must surface from poll().
             original = connscope._connect_event
             connscope._connect_event = lambda ev: (_ for _ in ()).throw(RuntimeError("boom"))

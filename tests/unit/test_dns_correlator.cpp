@@ -165,6 +165,17 @@ TEST_CASE("TTL and grace", "[dns][correlator]")
     CHECK(c->stats().entries == 0);
 }
 
+TEST_CASE("the same answer again extends the names' life", "[dns][correlator]")
+{
+    auto c = make(1024, 10);
+    auto answer = Builder().question("w.test").cname("w.test", "e.cdn", 20).a("e.cdn", "10.15.0.1", 20);
+    c->observe(ns1, t0, msg(answer));
+    c->observe(ns1, t0 + 15 * s, msg(answer));
+    CHECK(c->lookup(ns1, ip("10.15.0.1"), t0 + 30 * s) == Names{"w.test", "e.cdn"});
+    CHECK(c->lookup(ns1, ip("10.15.0.1"), t0 + 35 * s).empty());
+    CHECK(c->stats().entries == 0);
+}
+
 TEST_CASE("an expired newer answer leaves an older valid one", "[dns][correlator]")
 {
     auto c = make(1024, 10);

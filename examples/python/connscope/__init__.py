@@ -19,6 +19,7 @@ Standard library only. Needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN).
 
 import ctypes
 import errno as _errno
+import os as _os
 import socket as _socket
 from dataclasses import asdict, dataclass, field
 from typing import List, Optional, Union
@@ -209,21 +210,116 @@ def _tcp_event(ev) -> NetTcpConnect:
         dst_port=ev.dst_port, results=results)
 
 
+_FAMILIES = {"inet": _socket.AF_INET, "inet6": _socket.AF_INET6, "unix": _socket.AF_UNIX}
+
+
+def _invalid(message: str) -> "Error":
+    return Error(-_errno.EINVAL, message)
+
+
+def _as_list(values, scalar_types) -> list:
+    if values is None:
+        return []
+    if isinstance(values, scalar_types):
+        return [values]
+    return list(values)
+
+
+def _uint(value, what: str, bits: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < (1 << bits):
+        raise _invalid(f"filter: {what} {value!r} is not an integer from 0 to {(1 << bits) - 1}")
+    return value
+
+
+def _family(value) -> int:
+    if isinstance(value, str):
+        key = value.lower()
+        key = key[3:] if key.startswith("af_") else key
+        if key not in _FAMILIES:
+            raise _invalid(f"filter: address family {value!r}: use 'inet', 'inet6', 'unix' "
+                           "or an AF_* number")
+        return _FAMILIES[key]
+    return _uint(value, "address family", 16)
+
+
+def _port_range(value):
+    if isinstance(value, tuple) and len(value) == 2:
+        first, last = value
+    else:
+        first = last = value
+    return _uint(first, "port", 16), _uint(last, "port", 16)
+
+
+def _c_strings(values, what: str):
+    out = []
+    for v in values:
+        if isinstance(v, str):
+            out.append(v.encode())
+        elif isinstance(v, bytes):
+            out.append(v)
+        elif hasattr(v, "__fspath__"):
+            out.append(_os.fsencode(v))
+        else:
+            raise _invalid(f"filter: {what} {v!r} is not a string")
+    return out
+
+
+def _c_filters(pids=None, uids=None, comms=None, cgroups=None, families=None, ports=None,
+               exclude_self=True):
+    """A connscope_filters that owns its arrays (ctypes keeps them alive with the struct)."""
+    f = _ffi.Filters()
+    f.sz = ctypes.sizeof(f)
+    f.exclude_self = _ffi.SELF_EXCLUDE if exclude_self else _ffi.SELF_INCLUDE
+
+    def put(name, count_name, ctype, items):
+        if items:
+            setattr(f, name, (ctype * len(items))(*items))
+            setattr(f, count_name, len(items))
+
+    put("pids", "pid_count", ctypes.c_uint32, [_uint(p, "pid", 32) for p in _as_list(pids, int)])
+    put("uids", "uid_count", ctypes.c_uint32, [_uint(u, "uid", 32) for u in _as_list(uids, int)])
+    put("comms", "comm_count", ctypes.c_char_p, _c_strings(_as_list(comms, (str, bytes)), "comm"))
+    put("cgroups", "cgroup_count", ctypes.c_char_p,
+        _c_strings(_as_list(cgroups, (str, bytes, _os.PathLike)), "cgroup"))
+    put("families", "family_count", ctypes.c_uint16,
+        [_family(x) for x in _as_list(families, (str, int))])
+    put("ports", "port_count", _ffi.PortRange,
+        [_ffi.PortRange(*_port_range(p)) for p in _as_list(ports, int)])
+    return f
+
+
 class Session:
     """A connscope session: BPF programs attached to the kernel, delivering events.
 
     Session(backend="auto", ring_size=0, max_latency_ms=0, dns=True,
-            dns_ports=None, dns_payload_max=0, library=None)
+            dns_ports=None, dns_payload_max=0, library=None, *,
+            pids=None, uids=None, comms=None, cgroups=None, families=None,
+            ports=None, exclude_self=True)
 
     backend is "auto", a name ("cgroup"), a comma list or a list of names;
     zero/None settings take the library defaults (4 MiB ring, 10 ms latency,
     DNS on port 53). Use it as a context manager, or call close().
     Not thread-safe: use a session from one thread at a time.
+
+    The filter keywords choose which connects are reported; the kernel drops
+    the others before they use ring space. None (or empty) means "any"; a
+    connect is reported when it matches every list given, and within a list
+    any one entry:
+      pids, uids  process ids (tgid) and real user ids
+      comms       thread names (str, 1 to 15 bytes)
+      cgroups     cgroup v2 directories (absolute, or relative to the cgroup2
+                  mount); their descendants match too
+      families    "inet", "inet6", "unix" or AF_* numbers
+      ports       remote ports: ints or inclusive (first, last) tuples
+      exclude_self  leave out this process's own connects (default True)
+    A single int or str is taken as a one-entry list. Change them while
+    running with set_filters().
     """
 
     def __init__(self, backend: Union[str, List[str]] = "auto", ring_size: int = 0,
                  max_latency_ms: int = 0, dns: bool = True, dns_ports: Optional[List[int]] = None,
-                 dns_payload_max: int = 0, library=None):
+                 dns_payload_max: int = 0, library=None, *, pids=None, uids=None, comms=None,
+                 cgroups=None, families=None, ports=None, exclude_self: bool = True):
         self._lib = _lib(library)
         self._ptr = None
         self._pending: List[Event] = []
@@ -241,6 +337,9 @@ class Session:
             opts.dns_ports = self._ports
             opts.dns_port_count = len(dns_ports)
         opts.dns_payload_max = dns_payload_max or 0
+        filters = _c_filters(pids=pids, uids=uids, comms=comms, cgroups=cgroups,
+                             families=families, ports=ports, exclude_self=exclude_self)
+        opts.filters = ctypes.pointer(filters)
         # The C callbacks must outlive the session: keep them on self.
         self._on_connect = _ffi.ConnectFn(self._connect_cb)
         self._on_tcp_connect = _ffi.TcpConnectFn(self._tcp_cb)
@@ -306,6 +405,17 @@ class Session:
         """Yields events forever (polling in short steps so Ctrl-C is seen)."""
         while True:
             yield from self.poll(0.5)
+
+    def set_filters(self, *, pids=None, uids=None, comms=None, cgroups=None, families=None,
+                    ports=None, exclude_self: bool = True) -> None:
+        """Replaces the filters while running; the keywords are those of Session().
+
+        The new set replaces the whole old one: a keyword left out means "any"
+        (exclude_self: True). On failure (connscope.Error) the old filters stay.
+        """
+        filters = _c_filters(pids=pids, uids=uids, comms=comms, cgroups=cgroups,
+                             families=families, ports=ports, exclude_self=exclude_self)
+        self._check(self._lib.connscope_session_set_filters(self._session(), ctypes.byref(filters)))
 
     def stats(self) -> Stats:
         """The counters."""

@@ -26,6 +26,10 @@ DNS_DEFAULT = 0
 DNS_ON = 1
 DNS_OFF = 2
 
+SELF_DEFAULT = 0
+SELF_EXCLUDE = 1
+SELF_INCLUDE = 2
+
 ADDR_INET = 1
 ADDR_UNIX = 2
 ADDR_UNKNOWN = 3
@@ -33,6 +37,32 @@ ADDR_UNKNOWN = 3
 UNIX_PATH = 1
 UNIX_ABSTRACT = 2
 UNIX_UNNAMED = 3
+
+
+class PortRange(Structure):
+    _fields_ = [
+        ("first", c_uint16),
+        ("last", c_uint16),
+    ]
+
+
+class Filters(Structure):
+    _fields_ = [
+        ("sz", c_size_t),
+        ("exclude_self", c_int),
+        ("pids", POINTER(c_uint32)),
+        ("pid_count", c_size_t),
+        ("uids", POINTER(c_uint32)),
+        ("uid_count", c_size_t),
+        ("comms", POINTER(c_char_p)),
+        ("comm_count", c_size_t),
+        ("cgroups", POINTER(c_char_p)),
+        ("cgroup_count", c_size_t),
+        ("families", POINTER(c_uint16)),
+        ("family_count", c_size_t),
+        ("ports", POINTER(PortRange)),
+        ("port_count", c_size_t),
+    ]
 
 
 class Opts(Structure):
@@ -47,6 +77,7 @@ class Opts(Structure):
         ("dns_payload_max", c_uint32),
         ("dns_cache_grace_s", c_uint32),
         ("dns_cache_max_entries", c_size_t),
+        ("filters", POINTER(Filters)),
     ]
 
 
@@ -156,6 +187,8 @@ class BackendStatus(Structure):
 
 STRUCTS = {
     "connscope_opts": Opts,
+    "connscope_port_range": PortRange,
+    "connscope_filters": Filters,
     "connscope_callbacks": Callbacks,
     "connscope_process": Process,
     "connscope_address": Address,
@@ -198,6 +231,7 @@ def load(path=None):
         "connscope_session_poll": (c_int, [session_p, c_int]),
         "connscope_session_consume": (c_int, [session_p]),
         "connscope_session_fd": (c_int, [session_p]),
+        "connscope_session_set_filters": (c_int, [session_p, POINTER(Filters)]),
         "connscope_session_stats": (c_int, [session_p, POINTER(Stats)]),
         "connscope_session_backend": (c_int, [session_p, POINTER(BackendInfo)]),
         "connscope_session_backend_tried": (c_int, [session_p, c_size_t, POINTER(BackendStatus)]),

@@ -37,7 +37,10 @@ int main(void)
 {
     struct expect e = { 0 };
     struct connscope_callbacks cb = { .sz = sizeof(cb), .ctx = &e, .on_connect = on_connect };
-    struct connscope_opts opts = { .sz = sizeof(opts), .dns_mode = CONNSCOPE_DNS_OFF };
+    /* The connect to watch is our own, which the default leaves out. */
+    struct connscope_filters filters = { .sz = sizeof(filters), .exclude_self = CONNSCOPE_SELF_INCLUDE };
+    struct connscope_opts opts = { .sz = sizeof(opts), .dns_mode = CONNSCOPE_DNS_OFF,
+                                   .filters = &filters };
     struct sockaddr_in6 sin6;
     struct stat st;
     connscope_session *s;

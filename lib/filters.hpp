@@ -1,0 +1,19 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
+// Writes connscope::Filters into the BPF filter maps of a loaded backend.
+#pragma once
+
+#include <connscope/session.hpp>
+
+#include <optional>
+#include <string>
+
+struct connscope_connect_bpf;
+
+namespace connscope::detail {
+
+// Checks every filter first, then replaces the sets and the config, so a bad
+// filter changes nothing. Throws Error (EINVAL, ENOENT, ENOSPC) saying which.
+void apply_filters(connscope_connect_bpf *skel, const Filters &filters,
+                   const std::optional<std::string> &cgroup2_path);
+
+} // namespace connscope::detail
