@@ -1,0 +1,83 @@
+#!/bin/sh
+# Hardening checks, run after the main suites (scripts/test.sh):
+#  1. the unit and integration suites built with gcc's ASan + UBSan, where any
+#     finding (including a leak) fails the run;
+#  2. each libFuzzer target (tests/fuzz, clang) for a bounded time, starting
+#     from a seeded corpus; any crash, leak, UB or timeout fails the run;
+#  3. one summary line.
+# Environment: CONNSCOPE_HARDENING_BUILD (build dir, default build-hardening),
+# CONNSCOPE_FUZZ_SECONDS (per target, default 60). Integration tests need
+# root (they skip, exit 77, without it).
+set -eu
+cd "$(dirname "$0")/.."
+src=$(pwd)
+build=${CONNSCOPE_HARDENING_BUILD:-build-hardening}
+seconds=${CONNSCOPE_FUZZ_SECONDS:-60}
+started=$(date +%s)
+
+if [ ! -d "$build" ]; then
+	# static_tests off: ASan does not link into -static binaries.
+	meson setup "$build" -Db_sanitize=address,undefined -Db_lundef=false \
+		-Ddocs=disabled -Dbench=disabled -Dtests=enabled -Dfuzz=enabled \
+		-Dstatic_tests=disabled >/dev/null
+fi
+ninja -C "$build"
+
+# Sanitizer reports fail the test that produced them. Leaks inside third-party
+# libraries (never ours) would be listed in tests/fuzz/lsan.supp.
+export ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1:strict_string_checks=1:check_initialization_order=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+if [ -f tests/fuzz/lsan.supp ]; then
+	export LSAN_OPTIONS=suppressions=$src/tests/fuzz/lsan.supp:print_suppressions=0
+fi
+
+echo "== unit and integration suites under ASan+UBSan"
+meson test -C "$build" --print-errorlogs --suite unit --suite integration
+suites=$(python3 -c 'import json,sys
+r=[json.loads(l) for l in open(sys.argv[1])]
+ok=sum(1 for t in r if t["result"] in ("OK","EXPECTEDFAIL"))
+sk=sum(1 for t in r if t["result"]=="SKIP")
+print("%d ok, %d skipped" % (ok, sk))' "$build/meson-logs/testlog.json")
+
+echo "== fuzzing, $seconds s per target"
+corpus=$build/fuzz-corpus
+artifacts=$build/fuzz-artifacts
+mkdir -p "$artifacts"
+"$build/tests/fuzz/connscope-fuzz-seeds" "$corpus"
+# The two targets run side by side (one core each); each keeps what it finds
+# new in its corpus dir, so later runs start further on.
+pids=""
+for target in dns_parser_fuzz record_decoder_fuzz; do
+	case $target in
+	dns_parser_fuzz) dir=$corpus/dns ;;
+	record_decoder_fuzz) dir=$corpus/record ;;
+	esac
+	"$build/tests/fuzz/$target" "$dir" -max_total_time="$seconds" -print_final_stats=1 \
+		-timeout=10 -rss_limit_mb=2048 -detect_leaks=1 \
+		-artifact_prefix="$artifacts/$target-" >"$build/fuzz-$target.log" 2>&1 &
+	pids="$pids $!"
+done
+fuzz_rc=0
+fuzz_summary=""
+set -- $pids
+for target in dns_parser_fuzz record_decoder_fuzz; do
+	rc=0
+	wait "$1" || rc=$?
+	shift
+	log=$build/fuzz-$target.log
+	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+	if [ "$rc" -ne 0 ]; then
+		fuzz_rc=1
+		echo "$target: FAILED (exit $rc), findings saved under $artifacts/:"
+		grep -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error|artifact_prefix|Test unit written)' "$log" || tail -n 40 "$log"
+	fi
+	echo "$target: ${execs:-?} executions in ${seconds} s, exit $rc (log: $log)"
+	fuzz_summary="$fuzz_summary $target=${execs:-?}"
+done
+
+elapsed=$(($(date +%s) - started))
+if [ "$fuzz_rc" -ne 0 ]; then
+	echo "hardening: FAILED: sanitizer suites $suites; fuzz executions:$fuzz_summary; ${elapsed} s"
+	exit 1
+fi
+echo "hardening: passed: sanitizer suites $suites; fuzz executions:$fuzz_summary, no findings; ${elapsed} s"
