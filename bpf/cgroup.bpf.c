@@ -13,10 +13,8 @@ static __always_inline struct cs_connect_record *cgroup_begin(struct bpf_sock_ad
 {
 	struct cs_connect_record *rec = connect_begin(CS_BACKEND_CGROUP, ctx->type & 0xf);
 
-	if (rec) {
+	if (rec)
 		rec->sockfd = syscall_connect_fd();
-		__builtin_memset(rec->addr, 0, sizeof(rec->addr));
-	}
 	return rec;
 }
 
@@ -36,6 +34,7 @@ int handle_connect4(struct bpf_sock_addr *ctx)
 	sin->sin_family = AF_INET;
 	sin->sin_port = ctx->user_port;
 	sin->sin_addr.s_addr = ctx->user_ip4;
+	__builtin_memset(sin->__pad, 0, sizeof(sin->__pad));
 	rec->addrlen = sizeof(*sin);
 	connect_submit(rec);
 	return 1;
@@ -60,6 +59,8 @@ int handle_connect6(struct bpf_sock_addr *ctx)
 	sin6->sin6_addr.in6_u.u6_addr32[2] = ctx->user_ip6[2];
 	sin6->sin6_addr.in6_u.u6_addr32[3] = ctx->user_ip6[3];
 	/* Flow info and scope id are not ctx fields; the kernel's sockaddr has them. */
+	sin6->sin6_flowinfo = 0;
+	sin6->sin6_scope_id = 0;
 	if (bpf_cast_to_kern_ctx) {
 		struct bpf_sock_addr_kern *kctx = bpf_cast_to_kern_ctx(ctx);
 		struct sockaddr_in6 *uaddr = (struct sockaddr_in6 *)BPF_CORE_READ(kctx, uaddr);
@@ -92,6 +93,7 @@ int handle_connect_unix(struct bpf_sock_addr *ctx)
 	kctx = bpf_cast_to_kern_ctx(ctx);
 	len = BPF_CORE_READ(kctx, uaddrlen);
 	rec->addrlen = len;
+	__builtin_memset(rec->addr, 0, sizeof(rec->addr));
 	if (len && bpf_probe_read_kernel(rec->addr, sockaddr_read_size(len), BPF_CORE_READ(kctx, uaddr)))
 		rec->flags |= CS_CONNECT_ADDR_FAULT;
 	connect_submit(rec);

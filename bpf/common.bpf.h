@@ -140,23 +140,26 @@ static __always_inline void fill_process(struct cs_process *p)
  */
 static __always_inline __s32 syscall_connect_fd(void)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	void *stack = BPF_CORE_READ(task, stack);
+	void *stack = bpf_get_current_task_btf()->stack;
 	__u32 pad;
 
 	if (!stack)
 		return -1;
 	for (pad = 0; pad <= 16; pad += 16) {
 		struct pt_regs *regs = stack + thread_size - pad - bpf_core_type_size(struct pt_regs);
-		long nr = -1, fd = -1;
+		/* di and orig_ax are neighbours in x86_64's pt_regs: one read for both. */
+		struct {
+			unsigned long di;
+			unsigned long orig_ax;
+		} tail;
 
-		if (bpf_probe_read_kernel(&nr, sizeof(nr), &regs->orig_ax))
-			continue;
-		if (nr != NR_CONNECT_X86_64)
-			continue;
-		if (bpf_probe_read_kernel(&fd, sizeof(fd), &regs->di))
+		if (bpf_core_field_offset(struct pt_regs, orig_ax) !=
+		    bpf_core_field_offset(struct pt_regs, di) + sizeof(tail.di))
 			return -1;
-		return (__s32)fd;
+		if (bpf_probe_read_kernel(&tail, sizeof(tail), &regs->di))
+			continue;
+		if (tail.orig_ax == NR_CONNECT_X86_64)
+			return (__s32)tail.di;
 	}
 	return -1;
 }
@@ -187,7 +190,6 @@ static __always_inline bool in_filtered_cgroup(struct task_struct *task)
  */
 static __always_inline bool connect_wanted(__u16 family, __u16 port, bool has_port)
 {
-	struct task_struct *task;
 	struct cs_filter_config *cfg;
 	__u32 zero = 0, flags;
 
@@ -214,9 +216,8 @@ static __always_inline bool connect_wanted(__u16 family, __u16 port, bool has_po
 		if (!hit)
 			return false;
 	}
-	task = (struct task_struct *)bpf_get_current_task();
 	if (flags & (CS_FILTER_PID | CS_FILTER_EXCLUDE_SELF)) {
-		__u32 tgid = BPF_CORE_READ(task, tgid);
+		__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
 		if ((flags & CS_FILTER_EXCLUDE_SELF) && tgid == cfg->self_tgid)
 			return false;
@@ -224,7 +225,7 @@ static __always_inline bool connect_wanted(__u16 family, __u16 port, bool has_po
 			return false;
 	}
 	if (flags & CS_FILTER_UID) {
-		__u32 uid = BPF_CORE_READ(task, cred, uid.val);
+		__u32 uid = (__u32)bpf_get_current_uid_gid();
 
 		if (!bpf_map_lookup_elem(&filter_uids, &uid))
 			return false;
@@ -232,11 +233,11 @@ static __always_inline bool connect_wanted(__u16 family, __u16 port, bool has_po
 	if (flags & CS_FILTER_COMM) {
 		char comm[CS_COMM_LEN] = {};
 
-		bpf_probe_read_kernel_str(comm, sizeof(comm), &task->comm);
+		bpf_get_current_comm(comm, sizeof(comm));
 		if (!bpf_map_lookup_elem(&filter_comms, comm))
 			return false;
 	}
-	if ((flags & CS_FILTER_CGROUP) && !in_filtered_cgroup(task))
+	if ((flags & CS_FILTER_CGROUP) && !in_filtered_cgroup(bpf_get_current_task_btf()))
 		return false;
 	return true;
 }
