@@ -281,7 +281,7 @@ int main(int argc, char **argv)
     std::printf("soak: %lu s, %lu answers/s with distinct names, %lu connects/s, backend %s, max_entries %zu\n",
                 seconds, answer_rate, connect_rate, session->backend().name.c_str(), max_entries);
     std::printf("%6s %10s %12s %12s %12s %10s %10s %10s\n", "t (s)", "RSS MiB", "answers", "dns parsed",
-                "connects", "entries", "evictions", "lost");
+                "events", "entries", "evictions", "ring lost");
 
     std::vector<Sample> samples;
     double full_at = -1; // when the cache first evicted
@@ -306,7 +306,7 @@ int main(int argc, char **argv)
                         static_cast<unsigned long long>(st.events),
                         static_cast<unsigned long long>(cs.entries),
                         static_cast<unsigned long long>(cs.evictions),
-                        static_cast<unsigned long long>(st.lost));
+                        static_cast<unsigned long long>(st.lost_ring_connect + st.lost_ring_dns));
             std::fflush(stdout);
         }
     }
@@ -344,12 +344,13 @@ int main(int argc, char **argv)
 
     std::printf("\nRSS: before Session %.1f MiB, start %.1f MiB, max %.1f MiB, end %.1f MiB\n", mib(rss_before),
                 mib(rss_start), mib(rss_max), mib(rss_end));
-    std::printf("answers sent %llu (distinct names), DNS messages parsed %llu, connects sent %llu\n",
+    std::printf("answers sent %llu (distinct names), DNS messages parsed %llu, connects made %llu "
+                "(events and DNS messages count the whole host's)\n",
                 static_cast<unsigned long long>(shared->answers_sent.load()),
                 static_cast<unsigned long long>(st.dns_messages),
                 static_cast<unsigned long long>(shared->connects_made.load()));
-    std::printf("delivered: %llu connect events, %llu tcp events (%llu named by the correlator); lost %llu "
-                "(ring: connect %llu, dns %llu)\n",
+    std::printf("delivered: %llu connect events, %llu tcp events (%llu named by the correlator); "
+                "lost %llu (ring: connect %llu, dns %llu; the rest are evictions)\n",
                 static_cast<unsigned long long>(connects), static_cast<unsigned long long>(tcp),
                 static_cast<unsigned long long>(named), static_cast<unsigned long long>(st.lost),
                 static_cast<unsigned long long>(st.lost_ring_connect),

@@ -362,7 +362,9 @@ void Session::Impl::handle_connect(const void *data, std::size_t size)
     ++counters.events;
     if (options.on_connect)
         deliver(options.on_connect, ev);
-    if (!options.on_tcp_connect || ev.type != SocketType::stream || break_requested)
+    // A break_poll() from on_connect takes effect after this record: its
+    // NetTcpConnect is part of the same event and is still delivered.
+    if (!options.on_tcp_connect || ev.type != SocketType::stream)
         return;
     const auto *inet = std::get_if<InetEndpoint>(&ev.remote_addr);
     if (!inet)
@@ -477,7 +479,8 @@ int Session::poll(std::chrono::milliseconds timeout)
         while (::read(impl_->timer_fd, &expirations, sizeof(expirations)) > 0) {
         }
         int handled = impl_->drain();
-        if (handled != 0 || n < 0 || wait_ms == 0)
+        // break_requested stays set after drain(): a break_poll(0) must stop too.
+        if (handled != 0 || impl_->break_requested || n < 0 || wait_ms == 0)
             return handled;
     }
 }

@@ -45,33 +45,31 @@ struct Recorder {
     wait_connect(const std::function<bool(const connscope::SecuritySocketConnect &)> &pred,
                  std::chrono::milliseconds timeout = std::chrono::seconds(5))
     {
-        auto deadline = std::chrono::steady_clock::now() + timeout;
-        for (;;) {
-            for (const auto &ev : connects)
-                if (pred(ev))
-                    return &ev;
-            if (std::chrono::steady_clock::now() > deadline)
-                return nullptr;
-            session.poll(std::chrono::milliseconds(20));
-        }
+        return wait_in(connects, pred, timeout);
     }
 
-    const connscope::NetTcpConnect *
-    wait_tcp(const std::function<bool(const connscope::NetTcpConnect &)> &pred,
-             std::chrono::milliseconds timeout = std::chrono::seconds(5))
+    // Likewise for the NetTcpConnect events.
+    const connscope::NetTcpConnect *wait_tcp(const std::function<bool(const connscope::NetTcpConnect &)> &pred,
+                                             std::chrono::milliseconds timeout = std::chrono::seconds(5))
     {
-        auto deadline = std::chrono::steady_clock::now() + timeout;
-        for (;;) {
-            for (const auto &ev : tcp)
-                if (pred(ev))
-                    return &ev;
-            if (std::chrono::steady_clock::now() > deadline)
-                return nullptr;
-            session.poll(std::chrono::milliseconds(20));
-        }
+        return wait_in(tcp, pred, timeout);
     }
 
 private:
+    template <typename Event, typename Pred>
+    const Event *wait_in(const std::vector<Event> &events, const Pred &pred, std::chrono::milliseconds timeout)
+    {
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        for (;;) {
+            for (const auto &ev : events)
+                if (pred(ev))
+                    return &ev;
+            if (std::chrono::steady_clock::now() > deadline)
+                return nullptr;
+            session.poll(std::chrono::milliseconds(20));
+        }
+    }
+
     static connscope::Options with_callbacks(connscope::Options o, Recorder *self)
     {
         if (o.backends == std::vector<std::string>{"auto"})
@@ -90,6 +88,12 @@ inline bool backend_misses(const connscope::Session &session, const std::string 
             return true;
     return false;
 }
+
+// Where the cgroup v2 hierarchy is mounted ("" if nowhere).
+std::string cgroup2_mount();
+
+// This process's cgroup v2 path below that mount ("/..." from /proc/self/cgroup).
+std::string own_cgroup_path();
 
 inline std::uint64_t inode_of(const std::string &path)
 {

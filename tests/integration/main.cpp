@@ -13,6 +13,7 @@
 #include <cstring>
 #include <dirent.h>
 #include <fstream>
+#include <sstream>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -33,6 +34,30 @@ std::vector<std::uint32_t> own_bpf_program_ids()
     }
     ::closedir(dir);
     return ids;
+}
+
+std::string cgroup2_mount()
+{
+    std::ifstream mounts("/proc/self/mountinfo");
+    std::string line;
+    while (std::getline(mounts, line))
+        if (line.find(" - cgroup2 ") != std::string::npos) {
+            std::istringstream fields(line);
+            std::string id, parent, dev, root, mountpoint;
+            fields >> id >> parent >> dev >> root >> mountpoint;
+            return mountpoint;
+        }
+    return {};
+}
+
+std::string own_cgroup_path()
+{
+    std::ifstream in("/proc/self/cgroup");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("0::", 0) == 0)
+            return line.substr(3);
+    return "/";
 }
 
 bool program_exists(std::uint32_t id)

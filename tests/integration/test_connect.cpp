@@ -37,25 +37,8 @@ struct Self {
     }();
 };
 
-std::uint64_t own_cgroup_id()
-{
-    // cgroup v2 line: "0::/path"; the id is the inode of that directory.
-    std::ifstream in("/proc/self/cgroup");
-    std::string line, path;
-    while (std::getline(in, line))
-        if (line.rfind("0::", 0) == 0)
-            path = line.substr(3);
-    std::ifstream mounts("/proc/self/mountinfo");
-    std::string root;
-    while (std::getline(mounts, line))
-        if (line.find(" - cgroup2 ") != std::string::npos) {
-            std::istringstream f(line);
-            std::string a, b, c, d;
-            f >> a >> b >> c >> d >> root;
-            break;
-        }
-    return testing::inode_of(root + path);
-}
+// A cgroup v2 id is the inode number of the cgroup's directory.
+std::uint64_t own_cgroup_id() { return testing::inode_of(testing::cgroup2_mount() + testing::own_cgroup_path()); }
 
 void check_process(const ProcessContext &p, const Self &self)
 {

@@ -61,16 +61,6 @@ bool seen_port(Recorder &rec, std::uint16_t port, std::chrono::milliseconds wait
                             wait) != nullptr;
 }
 
-std::string own_cgroup_path()
-{
-    std::ifstream in("/proc/self/cgroup");
-    std::string line;
-    while (std::getline(in, line))
-        if (line.rfind("0::", 0) == 0)
-            return line.substr(3);
-    return "/";
-}
-
 } // namespace
 
 TEST_CASE("exclude_self: the Session's own connects are left out by default", "[filter]")
@@ -137,25 +127,14 @@ TEST_CASE("comm filter", "[filter]")
 TEST_CASE("cgroup filter matches the cgroup and everything below it", "[filter]")
 {
     Options o = testing::test_options();
-    o.filters.cgroups = {own_cgroup_path()};
+    o.filters.cgroups = {testing::own_cgroup_path()};
     Recorder rec(o);
     udp_connect(41041);
     CHECK(seen_port(rec, 41041));
 
     // A cgroup that holds no process of ours: nothing of ours matches.
     Filters none = o.filters;
-    std::string mount;
-    {
-        std::ifstream mi("/proc/self/mountinfo");
-        std::string line;
-        while (std::getline(mi, line))
-            if (line.find(" - cgroup2 ") != std::string::npos) {
-                std::istringstream f(line);
-                std::string a, b, c, d;
-                f >> a >> b >> c >> d >> mount;
-                break;
-            }
-    }
+    std::string mount = testing::cgroup2_mount();
     std::string empty_cg = mount + "/connscope-test-" + std::to_string(::getpid());
     REQUIRE(::mkdir(empty_cg.c_str(), 0755) == 0);
     none.cgroups = {empty_cg};

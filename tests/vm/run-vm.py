@@ -206,6 +206,7 @@ def cmd_suite(args) -> int:
     for k in KERNELS:
         jobs = {f"backend-{b}": sh([test], {"CONNSCOPE_TEST_BACKEND": b}) for b in BACKENDS}
         jobs["list-backends"] = sh([trace, "--list-backends"])
+        jobs["overhead"] = sh([test, "[.overhead]"])  # a measurement, reported, never judged
         plans.append((k, cache / k, "", jobs, expected_backends(cache / k, True)))
     k = cache / "6.12"
     plans.append(("6.12-no-bpf-lsm", k, lsm_without_bpf(k),
@@ -225,6 +226,9 @@ def cmd_suite(args) -> int:
         pkg = (kdir / "package").read_text().split()[0] if (kdir / "package").exists() else "?"
         cells = {}
         for name, job in b.jobs.items():
+            if name == "overhead":
+                notes.extend(f"{label} {l}" for l in job.output.splitlines() if l.startswith("overhead:"))
+                continue
             col = name.removeprefix("backend-")
             if job.rc == 0:
                 verdict = "pass"

@@ -1,0 +1,222 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
+"""connscope-trace's command line: bad input, help, a real run, SIGINT, no privilege.
+
+Usage: test_cli.py PATH-TO-connscope-trace [unittest arguments]
+(or CONNSCOPE_TRACE=PATH). Bad input and --help need no privilege; the run,
+SIGINT and unprivileged checks need root and are skipped (with the reason)
+without it. Every bad input must exit 1 with a message that says what was
+wrong, why, and what to do.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+TRACE = os.environ.get("CONNSCOPE_TRACE", "")
+IS_ROOT = os.geteuid() == 0
+
+
+def run(*args, timeout=20, **kw):
+    return subprocess.run([TRACE, *args], capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def json_lines(text):
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def udp_connect(port, host="127.0.0.1"):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect((host, port))
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class BadInput(unittest.TestCase):
+    """Each bad command line: exit 1, nothing on stdout, a message on stderr."""
+
+    def bad(self, *args, says=()):
+        r = run(*args)
+        self.assertEqual(r.returncode, 1, f"{args}: exit {r.returncode}, stderr {r.stderr!r}")
+        self.assertEqual(r.stdout, "", f"{args}: wrote to stdout")
+        self.assertTrue(r.stderr.startswith("connscope-trace: "), r.stderr)
+        for text in says:
+            self.assertIn(text, r.stderr, f"{args}")
+        return r.stderr
+
+    def test_unknown_backend_lists_the_valid_ones(self):
+        err = self.bad("--backend", "bogus", says=("--backend", "unknown backend 'bogus'"))
+        for name in ("auto", "lsm", "fentry", "kprobe", "cgroup", "tracepoint"):
+            self.assertIn(name, err)
+        self.bad("--backend", "cgroup,", says=("empty backend name",))
+
+    def test_ring_size_names_the_nearest_valid_size(self):
+        page = os.sysconf("SC_PAGE_SIZE")
+        # Checked before privileges and before the kernel is touched.
+        self.bad("--ring-size", "5000", says=(
+            "ring size 5000", "power-of-two multiple of the page size",
+            f"the nearest valid size is {page}"))
+        self.bad("--ring-size", str(3 * page), says=(f"the nearest valid size is {4 * page}",))
+
+    def test_unknown_option(self):
+        err = self.bad("--frobnicate", says=("unknown option '--frobnicate'",))
+        self.assertIn("Try 'connscope-trace --help'", err)
+        self.bad("extra-argument", says=("unknown option 'extra-argument'",))
+
+    def test_missing_value(self):
+        for flag in ("--duration", "--ring-size", "--pid", "--uid", "--comm", "--cgroup",
+                     "--backend", "--dns-port", "--max-latency-ms", "--stats-interval"):
+            with self.subTest(flag=flag):
+                err = self.bad(flag, says=(flag,))
+                self.assertIn("Try 'connscope-trace --help'", err)
+        # These name the value as empty rather than missing, but still fail.
+        self.bad("--family", says=("--family", "is not one of inet, inet6, unix"))
+        self.bad("--port", says=("--port",))
+
+    def test_port_range_backwards(self):
+        self.bad("--port", "10-5", says=("--port: 10-5 is an empty range",))
+        self.bad("--port", "70000", says=("--port", "is not a number from 0 to 65535"))
+        self.bad("--port", "10-x", says=("--port", "'x' is not a number"))
+
+    def test_family_bogus(self):
+        self.bad("--family", "bogus", says=("--family: 'bogus' is not one of inet, inet6, unix",))
+
+    def test_duration_not_a_number(self):
+        self.bad("--duration", "abc", says=("--duration: 'abc' is not a number",))
+        self.bad("--duration", "-1", says=("--duration: '-1' is not a number",))
+        self.bad("--stats-interval", "0", says=("--stats-interval: give at least 1 second",))
+
+    def test_max_latency_out_of_range(self):
+        self.bad("--max-latency-ms", "20000", says=("max_latency 20000 ms is out of range",
+                                                    "give 1 to 10000 ms"))
+
+
+class Help(unittest.TestCase):
+    def test_help_exits_0(self):
+        for flag in ("--help", "-h"):
+            r = run(flag)
+            self.assertEqual(r.returncode, 0)
+            self.assertIn("Usage: connscope-trace", r.stdout)
+            self.assertIn("--json", r.stdout)
+            self.assertEqual(r.stderr, "")
+
+
+@unittest.skipUnless(IS_ROOT, "loads BPF programs: needs root")
+class Run(unittest.TestCase):
+    def test_json_run_shows_a_connect_and_ends_with_stats(self):
+        port = free_port()
+        p = subprocess.Popen([TRACE, "--json", "--duration", "2", "--no-dns", "--port", str(port)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_watching(p)
+            udp_connect(port)
+            out, err = p.communicate(timeout=20)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertEqual(p.returncode, 0, err)
+        records = json_lines(out)
+        self.assertTrue(records, "no output")
+        connects = [r for r in records if r["event"] == "security_socket_connect"]
+        mine = [r for r in connects if r["pid"] == os.getpid()]
+        self.assertEqual(len(mine), 1, out)
+        ev = mine[0]
+        self.assertEqual(ev["remote_addr"], {"family": "AF_INET", "ip": "127.0.0.1", "port": port})
+        self.assertEqual(ev["type"], "SOCK_DGRAM")
+        self.assertEqual(ev["uid"], os.getuid())
+        self.assertIsInstance(ev["sockfd"], int)
+        self.assertGreaterEqual(ev["sockfd"], 0)
+        self.assertIsInstance(ev["toctou"], bool)
+        self.assertLess(abs(ev["timestamp"] / 1e9 - time.time()), 60)
+        stats = records[-1]
+        self.assertEqual(stats["event"], "stats")
+        for key in ("events", "lost"):
+            self.assertIsInstance(stats[key], int)
+            self.assertFalse(isinstance(stats[key], bool))
+        self.assertGreaterEqual(stats["events"], 1)
+        self.assertEqual(stats["lost"], 0)
+        self.assertIn(stats["backend"], ("lsm", "fentry", "kprobe", "cgroup", "tracepoint"))
+        self.assertEqual(stats["events"], len(connects))
+
+    def test_sigint_drains_and_exits_0_with_stats(self):
+        port = free_port()
+        p = subprocess.Popen([TRACE, "--json", "--no-dns", "--port", str(port)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_watching(p)
+            # The signal follows the connect at once: its record may still be
+            # in the ring when the loop stops, and the drain at exit prints it.
+            udp_connect(port)
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=20)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertEqual(p.returncode, 0, err)
+        records = json_lines(out)
+        self.assertEqual(records[-1]["event"], "stats")
+        self.assertEqual(records[-1]["events"], 1)
+        ports = [r["remote_addr"].get("port") for r in records if r["event"] == "security_socket_connect"]
+        self.assertEqual(ports, [port])
+
+    def test_text_mode_stats_line_on_stderr(self):
+        r = run("--duration", "1", "--no-dns", "--port", str(free_port()))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "")
+        self.assertRegex(r.stderr, r"connscope-trace: \d+ events, \d+ lost \(backend \w+\)\n$")
+
+    @unittest.skipUnless(shutil.which("setpriv"), "needs setpriv (util-linux)")
+    def test_unprivileged_names_the_missing_capabilities(self):
+        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                            "--inh-caps=-all", TRACE, "--duration", "1"],
+                           capture_output=True, text=True, timeout=20)
+        if r.returncode == 127 or "Permission denied" in r.stderr and "connscope-trace:" not in r.stderr:
+            self.skipTest(f"nobody cannot run {TRACE}: {r.stderr.strip()}")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        for cap in ("CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN"):
+            self.assertIn(cap, r.stderr)
+        self.assertIn("run as root or grant", r.stderr)
+        self.assertEqual(r.stdout, "")
+
+    @unittest.skipUnless(shutil.which("setpriv"), "needs setpriv (util-linux)")
+    def test_unprivileged_list_backends(self):
+        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                            "--inh-caps=-all", TRACE, "--list-backends"],
+                           capture_output=True, text=True, timeout=20)
+        if r.returncode == 127:
+            self.skipTest(f"nobody cannot run {TRACE}")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("auto: none", r.stdout)
+        self.assertIn("missing CAP_BPF", r.stdout)
+
+
+def wait_watching(p, timeout=15):
+    """Reads stderr until the tool says it is watching (the Session is attached)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        line = p.stderr.readline()
+        if not line:
+            raise AssertionError(f"connscope-trace exited early (status {p.wait()})")
+        if "DNS capture" in line:  # the last of the start-up lines
+            return
+    raise AssertionError("connscope-trace did not start watching")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and not sys.argv[1].startswith("-"):
+        TRACE = sys.argv.pop(1)
+    if not TRACE or not os.access(TRACE, os.X_OK):
+        print(f"usage: {sys.argv[0]} PATH-TO-connscope-trace (got {TRACE!r})", file=sys.stderr)
+        sys.exit(2)
+    unittest.main(verbosity=2)
