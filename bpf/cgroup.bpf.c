@@ -31,6 +31,14 @@ int handle_connect4(struct bpf_sock_addr *ctx)
 		return 1;
 	/* The hook hands us fields, not the sockaddr: rebuild a sockaddr_in. */
 	sin = (struct sockaddr_in *)rec->addr;
+	if (ctx->user_family != AF_INET) {
+		/* An address of another family on an AF_INET socket: the kernel
+		 * refuses it (EAFNOSUPPORT); report the family, not a made-up IPv4. */
+		sin->sin_family = ctx->user_family;
+		rec->addrlen = sizeof(sin->sin_family);
+		connect_submit(rec);
+		return 1;
+	}
 	sin->sin_family = AF_INET;
 	sin->sin_port = ctx->user_port;
 	sin->sin_addr.s_addr = ctx->user_ip4;
@@ -61,14 +69,22 @@ int handle_connect6(struct bpf_sock_addr *ctx)
 	/* Flow info and scope id are not ctx fields; the kernel's sockaddr has them. */
 	sin6->sin6_flowinfo = 0;
 	sin6->sin6_scope_id = 0;
-	if (bpf_cast_to_kern_ctx) {
+	rec->addrlen = sizeof(*sin6);
+	/*
+	 * The scope id is only there when the caller passed all 28 bytes; the
+	 * kernel's copy says how many it got from Linux 6.7 (uaddrlen), so
+	 * before that the scope id is not read at all.
+	 */
+	if (bpf_cast_to_kern_ctx && bpf_core_field_exists(struct bpf_sock_addr_kern, uaddrlen)) {
 		struct bpf_sock_addr_kern *kctx = bpf_cast_to_kern_ctx(ctx);
 		struct sockaddr_in6 *uaddr = (struct sockaddr_in6 *)BPF_CORE_READ(kctx, uaddr);
+		__u32 len = BPF_CORE_READ(kctx, uaddrlen);
 
 		sin6->sin6_flowinfo = BPF_CORE_READ(uaddr, sin6_flowinfo);
-		sin6->sin6_scope_id = BPF_CORE_READ(uaddr, sin6_scope_id);
+		if (len >= sizeof(*sin6))
+			sin6->sin6_scope_id = BPF_CORE_READ(uaddr, sin6_scope_id);
+		rec->addrlen = len;
 	}
-	rec->addrlen = sizeof(*sin6);
 	connect_submit(rec);
 	return 1;
 }

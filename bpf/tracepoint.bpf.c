@@ -7,6 +7,9 @@
  */
 #include "common.bpf.h"
 
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+
 /* The socket behind fd in the current task, for its type; NULL if none. */
 static __always_inline struct socket *fd_socket(int fd)
 {
@@ -18,6 +21,9 @@ static __always_inline struct socket *fd_socket(int fd)
 	if (fd < 0 || (unsigned int)fd >= max)
 		return 0;
 	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return 0;
+	/* Only a socket's file has a struct socket behind private_data. */
+	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
 		return 0;
 	return BPF_CORE_READ(file, private_data);
 }

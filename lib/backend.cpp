@@ -251,9 +251,9 @@ AttachedBackend attach_cgroup_backend(const LoadSettings &settings)
             cleanup();
             throw;
         }
-        if (!sys::kernel_has_kfunc("bpf_cast_to_kern_ctx"))
-            gaps.push_back("IPv6 scope ids and flow labels (reported as 0: reading them needs "
-                           "bpf_cast_to_kern_ctx, Linux 6.2 or later)");
+        if (!with_unix)
+            gaps.push_back("IPv6 scope ids (reported as 0: the cgroup hook tells how many address bytes "
+                           "the caller passed only from Linux 6.7)");
         auto out = finish(skel, std::move(links),
                           with_unix ? "cgroup/connect4, cgroup/connect6, cgroup/connect_unix on " +
                                           *settings.cgroup2_path
