@@ -151,7 +151,9 @@ Args parse_args(int argc, char **argv)
             a.options.filters.cgroups.push_back(next);
             ++i;
         } else if (arg == "--family") {
-            std::string f = next ? next : "";
+            if (!next)
+                usage_error("--family needs a value: inet, inet6 or unix");
+            std::string f = next;
             if (f == "inet")
                 a.options.filters.families.push_back(AF_INET);
             else if (f == "inet6")
@@ -162,7 +164,9 @@ Args parse_args(int argc, char **argv)
                 usage_error("--family: '" + f + "' is not one of inet, inet6, unix");
             ++i;
         } else if (arg == "--port") {
-            std::string range = next ? next : "";
+            if (!next)
+                usage_error("--port needs a value: N or N-M");
+            std::string range = next;
             auto dash = range.find('-');
             connscope::PortRange r;
             r.first = static_cast<std::uint16_t>(parse_number(arg, range.substr(0, dash).c_str(), 65535));

@@ -74,13 +74,11 @@ class BadInput(unittest.TestCase):
 
     def test_missing_value(self):
         for flag in ("--duration", "--ring-size", "--pid", "--uid", "--comm", "--cgroup",
-                     "--backend", "--dns-port", "--max-latency-ms", "--stats-interval"):
+                     "--backend", "--dns-port", "--max-latency-ms", "--stats-interval",
+                     "--family", "--port"):
             with self.subTest(flag=flag):
-                err = self.bad(flag, says=(flag,))
+                err = self.bad(flag, says=(flag, "needs a value"))
                 self.assertIn("Try 'connscope-trace --help'", err)
-        # These name the value as empty rather than missing, but still fail.
-        self.bad("--family", says=("--family", "is not one of inet, inet6, unix"))
-        self.bad("--port", says=("--port",))
 
     def test_port_range_backwards(self):
         self.bad("--port", "10-5", says=("--port: 10-5 is an empty range",))

@@ -381,11 +381,13 @@ class Session:
         return self._ptr
 
     def _deliver(self, rc: int) -> List[Event]:
-        events, self._pending = self._pending, []
+        # On an error the events converted so far stay queued: the next
+        # poll() returns them first, so none is dropped uncounted.
         if self._exception is not None:
             exc, self._exception = self._exception, None
             raise exc
         self._check(rc)
+        events, self._pending = self._pending, []
         return events
 
     def poll(self, timeout: Optional[float] = None) -> List[Event]:
