@@ -883,7 +883,10 @@ TEST_CASE("no cgroup v2: the cgroup backend says how to mount it, auto falls bac
     CHECK_THAT(out, Catch::Contains("auto-backend "));
     CHECK_THAT(out, !Catch::Contains("auto-backend cgroup"));
     CHECK_THAT(out, Catch::Contains("auto-dns off: no cgroup v2 hierarchy is mounted"));
-    CHECK_THAT(out, Catch::Contains("auto-cgroup-reason finding the cgroup v2 root"));
+    // cgroup was tried, and refused with its reason, only when auto got past
+    // lsm, fentry and kprobe (as on the build host, unlike in the VMs).
+    if (out.find("auto-backend tracepoint") != std::string::npos)
+        CHECK_THAT(out, Catch::Contains("auto-cgroup-reason finding the cgroup v2 root"));
 }
 
 // ---------------------------------------------------------------- bad use of the C++ API
