@@ -14,6 +14,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
 using namespace connscope;
@@ -252,8 +253,13 @@ void check_identity(int children, long per_child)
     };
     Session session(o);
     flood.start();
-    while (flood.running())
-        session.poll(std::chrono::milliseconds(1));
+    // The consumer drains every 2 ms: a one-page ring holds 17 records, fewer
+    // than the flooder makes in that time even when slowed (e.g. by ASan),
+    // so the ring overflows on every run.
+    while (flood.running()) {
+        session.consume();
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
     session.consume();
     auto s = session.stats();
     std::uint64_t produced = static_cast<std::uint64_t>(children) * static_cast<std::uint64_t>(per_child);
