@@ -79,7 +79,7 @@ def _text(b: Optional[bytes]) -> str:
 @dataclass(frozen=True)
 class SecuritySocketConnect:
     """Every connect attempt (the kernel's security_socket_connect)."""
-    event: str = field(default="SecuritySocketConnect", init=False)
+    event: str = field(default="security_socket_connect", init=False)  # as in the JSON contract
     timestamp: int      # ns since the Unix epoch
     pid: int
     tid: int
@@ -108,7 +108,7 @@ class SecuritySocketConnect:
 @dataclass(frozen=True)
 class NetTcpConnect:
     """A TCP connect over IPv4/IPv6 with the DNS names of its destination."""
-    event: str = field(default="NetTcpConnect", init=False)
+    event: str = field(default="net_tcp_connect", init=False)
     timestamp: int
     pid: int
     tid: int
