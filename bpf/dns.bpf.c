@@ -61,18 +61,16 @@ static __always_inline __u32 receiving_netns(struct __sk_buff *skb)
 SEC("cgroup_skb/ingress")
 int handle_dns_ingress(struct __sk_buff *skb)
 {
-	__u32 zero = 0, l4_off, payload_off, payload_len, cap;
+	__u32 zero = 0, l4_off, payload_off, payload_len, cap, seq = 0;
+	__u16 sport, dport, flags = 0;
+	struct ipv6hdr ip6;
+	struct iphdr ip;
 	struct dns_scratch *s;
 	__u8 proto;
 
-	s = bpf_map_lookup_elem(&dns_scratch_map, &zero);
-	if (!s)
-		return 1;
-	__builtin_memset(&s->rec, 0, sizeof(s->rec));
-
+	/* Every packet the host receives comes here: find the source port
+	 * first, and touch the scratch record only for DNS answers. */
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
-		struct iphdr ip;
-
 		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
 			return 1;
 		/* Only a whole datagram or the first fragment carries the header. */
@@ -80,19 +78,13 @@ int handle_dns_ingress(struct __sk_buff *skb)
 			return 1;
 		proto = ip.protocol;
 		l4_off = ip.ihl * 4;
-		__builtin_memcpy(s->rec.saddr, &ip.saddr, 4);
-		__builtin_memcpy(s->rec.daddr, &ip.daddr, 4);
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr ip6;
-
 		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
 			return 1;
 		/* Extension headers are not walked: DNS answers do not carry them. */
 		proto = ip6.nexthdr;
 		l4_off = sizeof(ip6);
-		__builtin_memcpy(s->rec.saddr, &ip6.saddr, 16);
-		__builtin_memcpy(s->rec.daddr, &ip6.daddr, 16);
-		s->rec.flags |= CS_DNS_IPV6;
+		flags |= CS_DNS_IPV6;
 	} else {
 		return 1;
 	}
@@ -102,10 +94,10 @@ int handle_dns_ingress(struct __sk_buff *skb)
 
 		if (bpf_skb_load_bytes(skb, l4_off, &udp, sizeof(udp)))
 			return 1;
-		s->rec.sport = bpf_ntohs(udp.source);
-		if (!is_dns_port(s->rec.sport))
+		sport = bpf_ntohs(udp.source);
+		if (!is_dns_port(sport))
 			return 1;
-		s->rec.dport = bpf_ntohs(udp.dest);
+		dport = bpf_ntohs(udp.dest);
 		payload_off = l4_off + sizeof(udp);
 		payload_len = bpf_ntohs(udp.len);
 		payload_len = payload_len > sizeof(udp) ? payload_len - sizeof(udp) : 0;
@@ -114,26 +106,41 @@ int handle_dns_ingress(struct __sk_buff *skb)
 
 		if (bpf_skb_load_bytes(skb, l4_off, &tcp, sizeof(tcp)))
 			return 1;
-		s->rec.sport = bpf_ntohs(tcp.source);
-		if (!is_dns_port(s->rec.sport))
+		sport = bpf_ntohs(tcp.source);
+		if (!is_dns_port(sport))
 			return 1;
-		s->rec.dport = bpf_ntohs(tcp.dest);
-		s->rec.flags |= CS_DNS_TCP;
+		dport = bpf_ntohs(tcp.dest);
+		flags |= CS_DNS_TCP;
 		if (tcp.fin || tcp.rst)
-			s->rec.flags |= CS_DNS_TCP_FIN;
-		s->rec.tcp_seq = bpf_ntohl(tcp.seq);
+			flags |= CS_DNS_TCP_FIN;
+		seq = bpf_ntohl(tcp.seq);
 		payload_off = l4_off + tcp.doff * 4;
 		payload_len = skb->len > payload_off ? skb->len - payload_off : 0;
 		/* A bare ACK carries nothing; a FIN still ends the flow's state. */
-		if (!payload_len && !(s->rec.flags & CS_DNS_TCP_FIN))
+		if (!payload_len && !(flags & CS_DNS_TCP_FIN))
 			return 1;
 	} else {
 		return 1;
 	}
 
+	s = bpf_map_lookup_elem(&dns_scratch_map, &zero);
+	if (!s)
+		return 1;
+	__builtin_memset(&s->rec, 0, sizeof(s->rec));
+	if (flags & CS_DNS_IPV6) {
+		__builtin_memcpy(s->rec.saddr, &ip6.saddr, 16);
+		__builtin_memcpy(s->rec.daddr, &ip6.daddr, 16);
+	} else {
+		__builtin_memcpy(s->rec.saddr, &ip.saddr, 4);
+		__builtin_memcpy(s->rec.daddr, &ip.daddr, 4);
+	}
+	s->rec.sport = sport;
+	s->rec.dport = dport;
+	s->rec.tcp_seq = seq;
+
 	cap = payload_len < dns_payload_max ? payload_len : dns_payload_max;
 	if (cap < payload_len)
-		s->rec.flags |= CS_DNS_TRUNCATED;
+		flags |= CS_DNS_TRUNCATED;
 	if (cap) {
 		/* The mask form lets the verifier bound cap to the scratch buffer. */
 		cap = ((cap - 1) & (CS_DNS_PAYLOAD_MAX - 1)) + 1;
@@ -145,6 +152,7 @@ int handle_dns_ingress(struct __sk_buff *skb)
 	s->rec.hdr.size = sizeof(s->rec) + cap;
 	s->rec.hdr.boot_ns = bpf_ktime_get_boot_ns();
 	s->rec.net_ns = receiving_netns(skb);
+	s->rec.flags = flags;
 	s->rec.captured = cap;
 	s->rec.orig_len = payload_len;
 	if (bpf_ringbuf_output(&events_rb, s, sizeof(s->rec) + cap, submit_flags()))
