@@ -195,11 +195,11 @@ void check_bpf_lsm_active()
     } else {
         return;
     }
-    std::string padded = "," + list.substr(0, list.find_last_not_of(" \n") + 1) + ",";
-    if (padded.find(",bpf,") == std::string::npos)
-        fail("checking the active LSMs", ENOENT,
-             "BPF LSM is not active (active LSMs: " + list.substr(0, list.find_last_not_of(" \n") + 1) +
-                 "), so lsm/socket_connect would never run; add 'bpf' to the lsm= boot parameter");
+    list.erase(list.find_last_not_of(" \n") + 1);
+    if (("," + list + ",").find(",bpf,") == std::string::npos)
+        throw BackendFailure(ENOENT, "checking the active LSMs: BPF LSM is not active (active LSMs: " + list +
+                                         "), so lsm/socket_connect would load but never run; add 'bpf' to "
+                                         "the lsm= boot parameter");
 }
 
 AttachedBackend attach_cgroup_backend(const LoadSettings &settings)
