@@ -7,6 +7,8 @@
 #define _GNU_SOURCE
 #include <connscope/connscope.h>
 
+#include "check.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -16,16 +18,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static int failures;
-
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n", __FILE__,  \
-                    __LINE__, #cond, connscope_last_error());                        \
-            failures++;                                                              \
-        }                                                                            \
-    } while (0)
 
 /* A caller built against a newer header: the known struct plus a new field. */
 struct newer_opts {

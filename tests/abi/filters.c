@@ -11,6 +11,8 @@
 #define _GNU_SOURCE
 #include <connscope/connscope.h>
 
+#include "check.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -21,16 +23,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failures;
-
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n", __FILE__,  \
-                    __LINE__, #cond, connscope_last_error());                        \
-            failures++;                                                              \
-        }                                                                            \
-    } while (0)
 
 #define MAX_SEEN 4096
 
