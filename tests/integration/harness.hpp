@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <functional>
 #include <string>
+#include <netinet/in.h>
 #include <sys/stat.h>
 #include <vector>
 
@@ -109,6 +110,17 @@ std::vector<std::uint32_t> own_bpf_program_ids();
 
 // Whether a program with this id is still loaded anywhere on the host.
 bool program_exists(std::uint32_t id);
+
+// A TCP listener on 127.0.0.1 at a port the kernel picks; closed with the object.
+struct TcpListener {
+    int fd = -1;
+    sockaddr_in address{};
+    std::uint16_t port = 0; // host order
+    TcpListener();
+    ~TcpListener();
+    TcpListener(const TcpListener &) = delete;
+    TcpListener &operator=(const TcpListener &) = delete;
+};
 
 // A free TCP/UDP port on loopback: bound once to learn it, then released.
 std::uint16_t free_port(int type);

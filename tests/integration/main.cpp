@@ -69,6 +69,20 @@ bool program_exists(std::uint32_t id)
     return true;
 }
 
+TcpListener::TcpListener()
+{
+    fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr *>(&address), sizeof(address)) == 0);
+    REQUIRE(::listen(fd, 4) == 0);
+    socklen_t len = sizeof(address);
+    ::getsockname(fd, reinterpret_cast<sockaddr *>(&address), &len);
+    port = ntohs(address.sin_port);
+}
+
+TcpListener::~TcpListener() { ::close(fd); }
+
 std::uint16_t free_port(int type)
 {
     int fd = ::socket(AF_INET, type, 0);

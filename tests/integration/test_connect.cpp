@@ -124,15 +124,8 @@ TEST_CASE("IPv4 TCP connect makes SecuritySocketConnect then NetTcpConnect", "[c
 {
     Recorder rec;
     Self self;
-    int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in sin{};
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(listener, reinterpret_cast<sockaddr *>(&sin), sizeof(sin)) == 0);
-    ::listen(listener, 1);
-    socklen_t len = sizeof(sin);
-    ::getsockname(listener, reinterpret_cast<sockaddr *>(&sin), &len);
-    std::uint16_t port = ntohs(sin.sin_port);
+    testing::TcpListener listener;
+    std::uint16_t port = listener.port;
 
     int fd = connect_v4(SOCK_STREAM, port);
     auto *ev = rec.wait_connect(on_port(port));
@@ -148,7 +141,6 @@ TEST_CASE("IPv4 TCP connect makes SecuritySocketConnect then NetTcpConnect", "[c
     CHECK(tcp->process.timestamp_ns == ev->process.timestamp_ns);
     CHECK(tcp->results.empty()); // no DNS answer named 127.0.0.1
     ::close(fd);
-    ::close(listener);
 }
 
 TEST_CASE("IPv6 connect: address, port, scope id", "[connect][ipv6]")

@@ -340,15 +340,9 @@ TEST_CASE("short, empty and unreadable addresses are UnknownAddress with the len
 TEST_CASE("IPv4-mapped IPv6 and IPv4 addresses on IPv6 sockets", "[hardening][odd][ipv6]")
 {
     Recorder rec(own_options());
-    int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in lsin{};
-    lsin.sin_family = AF_INET;
-    lsin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(listener, reinterpret_cast<sockaddr *>(&lsin), sizeof(lsin)) == 0);
-    ::listen(listener, 4);
-    socklen_t llen = sizeof(lsin);
-    ::getsockname(listener, reinterpret_cast<sockaddr *>(&lsin), &llen);
-    const std::uint16_t port = ntohs(lsin.sin_port);
+    testing::TcpListener listener;
+    sockaddr_in lsin = listener.address;
+    const std::uint16_t port = listener.port;
 
     SECTION("TCP to ::ffff:127.0.0.1: one event, IPv6 form, NetTcpConnect with the IPv6 text")
     {
@@ -393,7 +387,6 @@ TEST_CASE("IPv4-mapped IPv6 and IPv4 addresses on IPv6 sockets", "[hardening][od
             CHECK(inet(o.events[0])->ip.to_string() == "127.0.0.1");
         }
     }
-    ::close(listener);
 }
 
 TEST_CASE("IPv6 scope ids: read only when addrlen covers them", "[hardening][odd][ipv6]")
