@@ -5,5 +5,5 @@ set -eu
 cd "$(dirname "$0")/.."
 sh scripts/install-deps.sh
 [ -d build ] || meson setup build >/dev/null
-ninja -C build >/dev/null
+ninja -C build examples/connscope-trace/connscope-trace >/dev/null
 exec build/examples/connscope-trace/connscope-trace "$@"
