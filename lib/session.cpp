@@ -160,6 +160,7 @@ struct __attribute__((visibility("hidden"))) Session::Impl {
     void handle_dns(const void *data, std::size_t size);
     void observe_dns(std::uint64_t netns, std::uint64_t time_ns, const std::uint8_t *msg, std::size_t len);
     int drain();
+    void clear_timer();
     template <typename Event>
     void deliver(const std::function<void(const Event &)> &callback, const Event &event);
 };
@@ -424,6 +425,14 @@ void Session::Impl::handle_dns(const void *data, std::size_t size)
              [&](const std::uint8_t *msg, std::size_t len) { observe_dns(h.net_ns, time_ns, msg, len); });
 }
 
+// Reads the latency timer's expirations so the epoll fd is not readable for them again.
+void Session::Impl::clear_timer()
+{
+    std::uint64_t expirations;
+    while (::read(timer_fd, &expirations, sizeof(expirations)) > 0) {
+    }
+}
+
 int Session::Impl::drain()
 {
     if (dispatching)
@@ -475,9 +484,7 @@ int Session::poll(std::chrono::milliseconds timeout)
         int n = ::epoll_wait(impl_->epoll_fd, evs, 2, wait_ms);
         if (n < 0 && errno != EINTR)
             throw Error(errno, "waiting for events: " + sys::errno_text(errno));
-        std::uint64_t expirations;
-        while (::read(impl_->timer_fd, &expirations, sizeof(expirations)) > 0) {
-        }
+        impl_->clear_timer();
         int handled = impl_->drain();
         // break_requested stays set after drain(): a break_poll(0) must stop too.
         if (handled != 0 || impl_->break_requested || n < 0 || wait_ms == 0)
@@ -489,9 +496,7 @@ int Session::consume()
 {
     if (!impl_)
         moved_from();
-    std::uint64_t expirations;
-    while (::read(impl_->timer_fd, &expirations, sizeof(expirations)) > 0) {
-    }
+    impl_->clear_timer();
     return impl_->drain();
 }
 

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
 #include "system.hpp"
 
-#include <bpf/btf.h>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -55,19 +54,7 @@ std::optional<std::string> mount_of_type(const std::string &fstype)
 
 std::optional<std::string> cgroup2_mount() { return mount_of_type("cgroup2"); }
 
-std::optional<std::string> tracefs_mount() { return mount_of_type("tracefs"); }
-
 bool kernel_has_btf() { return ::access("/sys/kernel/btf/vmlinux", R_OK) == 0; }
-
-bool kernel_has_kfunc(const char *name)
-{
-    btf *vmlinux = btf__load_vmlinux_btf();
-    if (!vmlinux)
-        return false;
-    bool found = btf__find_by_name_kind(vmlinux, name, BTF_KIND_FUNC) > 0;
-    btf__free(vmlinux);
-    return found;
-}
 
 std::string missing_capabilities()
 {

@@ -12,13 +12,7 @@ namespace connscope::sys {
 // /sys/fs/cgroup/unified), from /proc/self/mountinfo; nothing if none is.
 std::optional<std::string> cgroup2_mount();
 
-// Where tracefs is mounted, if anywhere.
-std::optional<std::string> tracefs_mount();
-
 bool kernel_has_btf();
-
-// Whether the running kernel's BTF has a kfunc of this name.
-bool kernel_has_kfunc(const char *name);
 
 // Which of CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN the process lacks (CAP_SYS_ADMIN
 // stands in for the first two, as the kernel allows); empty when none.
