@@ -36,6 +36,19 @@ std::uint32_t net32(const std::uint8_t *p)
 
 } // namespace
 
+std::uint64_t boot_to_epoch_ns(std::uint64_t boot_ns, std::int64_t epoch_offset_ns)
+{
+    // boot_ns comes from the ring: a corrupt record must not overflow, so
+    // the sum saturates at the ends of the range instead.
+    if (epoch_offset_ns >= 0) {
+        const auto offset = static_cast<std::uint64_t>(epoch_offset_ns);
+        return boot_ns > UINT64_MAX - offset ? UINT64_MAX : boot_ns + offset;
+    }
+    // The magnitude of a negative int64 fits in uint64 (INT64_MIN included).
+    const std::uint64_t back = 0 - static_cast<std::uint64_t>(epoch_offset_ns);
+    return boot_ns < back ? 0 : boot_ns - back;
+}
+
 std::uint32_t record_type(const void *data, std::size_t size)
 {
     cs_header hdr;
@@ -100,7 +113,7 @@ bool decode_connect(const void *data, std::size_t size, std::int64_t epoch_offse
         return false;
 
     ProcessContext &p = out.process;
-    p.timestamp_ns = static_cast<std::uint64_t>(static_cast<std::int64_t>(rec.hdr.boot_ns) + epoch_offset_ns);
+    p.timestamp_ns = boot_to_epoch_ns(rec.hdr.boot_ns, epoch_offset_ns);
     p.pid = rec.proc.pid;
     p.tid = rec.proc.tid;
     p.ppid = rec.proc.ppid;

@@ -13,6 +13,11 @@
 
 namespace connscope::detail {
 
+// A record's bpf_ktime_get_boot_ns() stamp as ns since the Unix epoch, given
+// the boot-to-realtime offset; saturates at 0 and UINT64_MAX, so any value a
+// record carries has a defined result.
+std::uint64_t boot_to_epoch_ns(std::uint64_t boot_ns, std::int64_t epoch_offset_ns);
+
 // The record's type if its header is whole and its size fits, else 0.
 std::uint32_t record_type(const void *data, std::size_t size);
 

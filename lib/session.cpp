@@ -403,7 +403,7 @@ void Session::Impl::handle_dns(const void *data, std::size_t size)
         return;
     }
     const cs_dns_record &h = rec.header;
-    std::uint64_t time_ns = static_cast<std::uint64_t>(static_cast<std::int64_t>(h.hdr.boot_ns) + epoch_offset_ns);
+    std::uint64_t time_ns = detail::boot_to_epoch_ns(h.hdr.boot_ns, epoch_offset_ns);
     bool truncated = h.flags & CS_DNS_TRUNCATED;
     if (truncated)
         ++counters.dns_truncated;

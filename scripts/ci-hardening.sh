@@ -24,7 +24,8 @@ fi
 # Only what runs here: the two suites' binaries, the fuzz targets and the
 # seed writer (the ABI and Python suites run in the main build).
 ninja -C "$build" tests/connscope-unit tests/integration/connscope-integration \
-	tests/fuzz/dns_parser_fuzz tests/fuzz/record_decoder_fuzz tests/fuzz/connscope-fuzz-seeds
+	tests/fuzz/dns_parser_fuzz tests/fuzz/record_decoder_fuzz tests/fuzz/connscope-fuzz-seeds \
+	tests/fuzz/dns_parser_replay tests/fuzz/record_decoder_replay
 
 # Sanitizer reports fail the test that produced them. Leaks inside third-party
 # libraries (never ours) would be listed in tests/fuzz/lsan.supp.
@@ -45,15 +46,41 @@ sk=sum(1 for t in r if t["result"]=="SKIP")
 bad=[t["name"] for t in r if t["result"] not in ("OK","EXPECTEDFAIL","SKIP")]
 print("%d ok, %d skipped, %d failed%s" % (ok, sk, len(bad), " (" + ", ".join(bad) + ")" if bad else ""))' "$build/meson-logs/testlog.json")
 
-echo "== fuzzing, $seconds s per target"
 corpus=$build/fuzz-corpus
 artifacts=$build/fuzz-artifacts
 mkdir -p "$artifacts"
 "$build/tests/fuzz/connscope-fuzz-seeds" "$corpus"
+regressions=$src/tests/fuzz/regressions
+
+# Every committed regression input first, once each and deterministically,
+# by the libFuzzer build itself; they also seed the timed runs below.
+echo "== fuzz regressions (tests/fuzz/regressions)"
+fuzz_rc=0
+rm -f "$build/meson-logs/fuzzlog.json"
+for target in dns_parser_fuzz record_decoder_fuzz; do
+	case $target in
+	dns_parser_fuzz) sub=dns ;;
+	record_decoder_fuzz) sub=record ;;
+	esac
+	mkdir -p "$corpus/$sub"
+	cp "$regressions/$sub"/* "$corpus/$sub/"
+	rc=0
+	"$build/tests/fuzz/$target" "$regressions/$sub"/* >"$build/fuzz-$target-regressions.log" 2>&1 || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		fuzz_rc=1
+		grep -E '^(Running:|==[0-9]+==ERROR|SUMMARY|.*runtime error)' "$build/fuzz-$target-regressions.log" || tail -n 40 "$build/fuzz-$target-regressions.log"
+		echo "$target: a committed regression input fails again; reproduce with:"
+		echo "  $build/tests/fuzz/$target $regressions/$sub/*"
+	fi
+	printf '{"name": "fuzz/%s-regressions", "result": "%s"}\n' "$target" "$([ "$rc" -eq 0 ] && echo OK || echo FAIL)" \
+		>>"$build/meson-logs/fuzzlog.json"
+	echo "$target: $(ls "$regressions/$sub" | wc -l) regression inputs, exit $rc"
+done
+
+echo "== fuzzing, $seconds s per target"
 # The two targets run side by side (one core each); each keeps what it finds
 # new in its corpus dir, so later runs start further on.
 pids=""
-rm -f "$build/meson-logs/fuzzlog.json"
 for target in dns_parser_fuzz record_decoder_fuzz; do
 	case $target in
 	dns_parser_fuzz) dir=$corpus/dns ;;
@@ -64,7 +91,6 @@ for target in dns_parser_fuzz record_decoder_fuzz; do
 		-artifact_prefix="$artifacts/$target-" >"$build/fuzz-$target.log" 2>&1 &
 	pids="$pids $!"
 done
-fuzz_rc=0
 fuzz_summary=""
 set -- $pids
 for target in dns_parser_fuzz record_decoder_fuzz; do
@@ -77,6 +103,10 @@ for target in dns_parser_fuzz record_decoder_fuzz; do
 		fuzz_rc=1
 		echo "$target: FAILED (exit $rc), findings saved under $artifacts/:"
 		grep -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error|artifact_prefix|Test unit written)' "$log" || tail -n 40 "$log"
+		for finding in $(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log"); do
+			echo "  reproduce: $build/tests/fuzz/$target $finding"
+			echo "  then commit it under tests/fuzz/regressions/ with the fix"
+		done
 	fi
 	echo "$target: ${execs:-?} executions in ${seconds} s, exit $rc (log: $log)"
 	fuzz_summary="$fuzz_summary $target=${execs:-?}"

@@ -178,3 +178,22 @@ TEST_CASE("address rules: short lengths, families, UNIX kinds")
         CHECK(std::holds_alternative<UnknownAddress>(decode_sockaddr(raw, 0, false)));
     }
 }
+
+TEST_CASE("boot time to epoch time saturates instead of overflowing")
+{
+    CHECK(boot_to_epoch_ns(1000, 5000) == 6000);
+    CHECK(boot_to_epoch_ns(6000, -5000) == 1000);
+    // The fuzz finding (tests/fuzz/regressions/record/boot-time-overflow-int64).
+    CHECK(boot_to_epoch_ns(9223372036854762773ULL, 1351943) == 9223372036856114716ULL);
+    CHECK(boot_to_epoch_ns(UINT64_MAX, 1) == UINT64_MAX);
+    CHECK(boot_to_epoch_ns(UINT64_MAX - 10, INT64_MAX) == UINT64_MAX);
+    CHECK(boot_to_epoch_ns(5, -6) == 0);
+    CHECK(boot_to_epoch_ns(0, INT64_MIN) == 0);
+    CHECK(boot_to_epoch_ns(UINT64_MAX, INT64_MIN) == UINT64_MAX - (1ULL << 63));
+
+    auto r = make_connect();
+    r.hdr.boot_ns = UINT64_MAX - 3;
+    SecuritySocketConnect ev;
+    REQUIRE(decode_connect(&r, sizeof(r), 1000, ev));
+    CHECK(ev.process.timestamp_ns == UINT64_MAX);
+}
