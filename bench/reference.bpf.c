@@ -10,7 +10,7 @@
  * but submits it with flags 0, i.e. the kernel wakes the consumer whenever it
  * has caught up: in practice once per event at ordinary connect rates.
  */
-#include "common.bpf.h"
+#include "connect.bpf.h"
 
 SEC("cgroup/connect4")
 int handle_noop_connect4(struct bpf_sock_addr *ctx)
@@ -21,12 +21,12 @@ int handle_noop_connect4(struct bpf_sock_addr *ctx)
 SEC("cgroup/connect4")
 int handle_wakeup_connect4(struct bpf_sock_addr *ctx)
 {
-	struct cs_connect_record *rec = connect_begin(CS_BACKEND_CGROUP, ctx->type & 0xf);
+	struct cs_connect_record *rec = connect_begin(CS_HOOK_CGROUP, ctx->type & SOCK_TYPE_MASK, task_btf_usable());
 	struct sockaddr_in *sin;
 
 	if (!rec)
 		return 1;
-	rec->sockfd = syscall_connect_fd();
+	rec->sockfd = syscall_connect_fd(task_btf_usable());
 	__builtin_memset(rec->addr, 0, sizeof(rec->addr));
 	sin = (struct sockaddr_in *)rec->addr;
 	sin->sin_family = AF_INET;
@@ -59,7 +59,7 @@ int handle_ring_only_connect4(struct bpf_sock_addr *ctx)
 SEC("cgroup/connect4")
 int handle_process_connect4(struct bpf_sock_addr *ctx)
 {
-	struct cs_connect_record *rec = connect_begin(CS_BACKEND_CGROUP, ctx->type & 0xf);
+	struct cs_connect_record *rec = connect_begin(CS_HOOK_CGROUP, ctx->type & SOCK_TYPE_MASK, task_btf_usable());
 
 	if (rec)
 		bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);

@@ -4,29 +4,44 @@
  * cgroup v2 root. They run after the LSM check on the kernel's copy of the
  * address, and only observe: they always allow the connect (return 1).
  */
-#include "common.bpf.h"
+#include "connect.bpf.h"
+#include "filters.bpf.h"
 
-/* Present from 6.2; weak so the object still loads where it is missing. */
+/*
+ * Present from 6.2; weak so the object still loads where it is missing. libbpf
+ * 1.1 then leaves a kfunc call to id 0 in the program: 5.10 to 5.12 know no
+ * kfuncs and never look at it in dead code, 5.16 and later drop it as dead
+ * code, but 5.13 to 5.15 refuse the program ("kernel btf_id 0 is not a
+ * function"). So only the flavours for 6.2 and later call it at all.
+ */
 extern void *bpf_cast_to_kern_ctx(void *) __ksym __weak;
 
-static __always_inline struct cs_connect_record *cgroup_begin(struct bpf_sock_addr *ctx)
+/*
+ * The flavours, picked by user space (backend_table.cpp):
+ *   handle_connect4              5.15 and later
+ *   handle_connect6              6.2 and later (the kfunc resolves)
+ *   handle_connect6_no_kfunc     5.15 to 6.1
+ *   handle_connect{4,6}_compat   5.10 to 5.14: cgroup programs may not call
+ *                                bpf_get_current_task_btf there (tracing ones
+ *                                may from 5.11), so task_btf is false
+ */
+static __always_inline struct cs_connect_record *cgroup_begin(struct bpf_sock_addr *ctx, bool task_btf)
 {
-	struct cs_connect_record *rec = connect_begin(CS_BACKEND_CGROUP, ctx->type & 0xf);
+	struct cs_connect_record *rec = connect_begin(CS_HOOK_CGROUP, ctx->type & SOCK_TYPE_MASK, task_btf);
 
 	if (rec)
-		rec->sockfd = syscall_connect_fd();
+		rec->sockfd = syscall_connect_fd(task_btf);
 	return rec;
 }
 
-SEC("cgroup/connect4")
-int handle_connect4(struct bpf_sock_addr *ctx)
+static __always_inline int connect4(struct bpf_sock_addr *ctx, bool task_btf)
 {
 	struct cs_connect_record *rec;
 	struct sockaddr_in *sin;
 
 	if (!connect_wanted(AF_INET, bpf_ntohs((__u16)ctx->user_port), true))
 		return 1;
-	rec = cgroup_begin(ctx);
+	rec = cgroup_begin(ctx, task_btf);
 	if (!rec)
 		return 1;
 	/* The hook hands us fields, not the sockaddr: rebuild a sockaddr_in. */
@@ -48,15 +63,14 @@ int handle_connect4(struct bpf_sock_addr *ctx)
 	return 1;
 }
 
-SEC("cgroup/connect6")
-int handle_connect6(struct bpf_sock_addr *ctx)
+static __always_inline int connect6(struct bpf_sock_addr *ctx, bool task_btf, bool kfunc)
 {
 	struct cs_connect_record *rec;
 	struct sockaddr_in6 *sin6;
 
 	if (!connect_wanted(AF_INET6, bpf_ntohs((__u16)ctx->user_port), true))
 		return 1;
-	rec = cgroup_begin(ctx);
+	rec = cgroup_begin(ctx, task_btf);
 	if (!rec)
 		return 1;
 	sin6 = (struct sockaddr_in6 *)rec->addr;
@@ -75,7 +89,7 @@ int handle_connect6(struct bpf_sock_addr *ctx)
 	 * kernel's copy says how many it got from Linux 6.7 (uaddrlen), so
 	 * before that the scope id is not read at all.
 	 */
-	if (bpf_cast_to_kern_ctx && bpf_core_field_exists(struct bpf_sock_addr_kern, uaddrlen)) {
+	if (kfunc && bpf_cast_to_kern_ctx && bpf_core_field_exists(struct bpf_sock_addr_kern, uaddrlen)) {
 		struct bpf_sock_addr_kern *kctx = bpf_cast_to_kern_ctx(ctx);
 		struct sockaddr_in6 *uaddr = (struct sockaddr_in6 *)BPF_CORE_READ(kctx, uaddr);
 		__u32 len = BPF_CORE_READ(kctx, uaddrlen);
@@ -89,8 +103,39 @@ int handle_connect6(struct bpf_sock_addr *ctx)
 	return 1;
 }
 
+SEC("cgroup/connect4")
+int handle_connect4(struct bpf_sock_addr *ctx)
+{
+	return connect4(ctx, task_btf_usable());
+}
+
+SEC("cgroup/connect6")
+int handle_connect6(struct bpf_sock_addr *ctx)
+{
+	return connect6(ctx, task_btf_usable(), true);
+}
+
+SEC("cgroup/connect6")
+int handle_connect6_no_kfunc(struct bpf_sock_addr *ctx)
+{
+	return connect6(ctx, task_btf_usable(), false);
+}
+
+SEC("cgroup/connect4")
+int handle_connect4_compat(struct bpf_sock_addr *ctx)
+{
+	return connect4(ctx, false);
+}
+
+SEC("cgroup/connect6")
+int handle_connect6_compat(struct bpf_sock_addr *ctx)
+{
+	return connect6(ctx, false, false);
+}
+
 /*
- * Kernel >= 6.7. libbpf 1.1 does not know the section name, so this is
+ * Kernel >= 6.7 (every flavour lists it, optional, to report why UNIX
+ * connects are missing). libbpf 1.1 does not know the section name, so this is
  * declared as connect4 and user space sets the expected attach type to
  * BPF_CGROUP_UNIX_CONNECT before load (and leaves it out on older kernels).
  */
@@ -103,7 +148,7 @@ int handle_connect_unix(struct bpf_sock_addr *ctx)
 
 	if (!bpf_cast_to_kern_ctx || !connect_wanted(AF_UNIX, 0, false))
 		return 1;
-	rec = cgroup_begin(ctx);
+	rec = cgroup_begin(ctx, task_btf_usable());
 	if (!rec)
 		return 1;
 	kctx = bpf_cast_to_kern_ctx(ctx);

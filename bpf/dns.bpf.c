@@ -1,27 +1,21 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
 /*
  * DNS capture: cgroup_skb/ingress on the cgroup v2 root sees every packet a
- * local socket receives. Answers from the configured ports (UDP and TCP, IPv4
+ * local socket receives. Packets to sockets that dns_mark.bpf.c marked (they
+ * sent to a DNS port) and that come from a configured port (UDP and TCP, IPv4
  * and IPv6) are copied, bounded, into the same ring as the connect records,
  * so an answer is always decoded before a connect made after it.
  *
  * The current task here is whoever the softirq interrupted, so the namespace
- * comes from the receiving socket and no pid is recorded.
+ * comes from the mark and no pid is recorded.
  */
-#include "common.bpf.h"
+#include "dns.bpf.h"
 
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
 #define IPPROTO_TCP 6
 #define IPPROTO_UDP 17
-#define IP_MF 0x2000
 #define IP_OFFSET 0x1FFF
-
-extern void *bpf_cast_to_kern_ctx(void *) __ksym __weak;
-
-const volatile __u16 dns_ports[CS_DNS_PORTS_MAX] __weak;
-const volatile __u32 dns_port_count __weak;
-const volatile __u32 dns_payload_max __weak = 1500;
 
 struct dns_scratch {
 	struct cs_dns_record rec;
@@ -36,40 +30,29 @@ struct {
 	__type(value, struct dns_scratch);
 } dns_scratch_map SEC(".maps");
 
-static __always_inline int is_dns_port(__u16 port)
-{
-#pragma unroll
-	for (int i = 0; i < CS_DNS_PORTS_MAX; i++) {
-		if (i >= dns_port_count)
-			return 0;
-		if (dns_ports[i] == port)
-			return 1;
-	}
-	return 0;
-}
-
-static __always_inline __u32 receiving_netns(struct __sk_buff *skb)
-{
-	struct sk_buff *kskb;
-
-	if (!bpf_cast_to_kern_ctx)
-		return 0;
-	kskb = bpf_cast_to_kern_ctx(skb);
-	return BPF_CORE_READ(kskb, sk, __sk_common.skc_net.net, ns.inum);
-}
-
 SEC("cgroup_skb/ingress")
 int handle_dns_ingress(struct __sk_buff *skb)
 {
-	__u32 zero = 0, l4_off, payload_off, payload_len, cap, seq = 0;
+	__u32 zero = 0, l4_off, payload_off, payload_len, cap, seq = 0, net_ns;
 	__u16 sport, dport, flags = 0;
+	struct bpf_sock *sk = skb->sk;
+	struct dns_mark *mark;
 	struct ipv6hdr ip6;
 	struct iphdr ip;
 	struct dns_scratch *s;
 	__u8 proto;
 
-	/* Every packet the host receives comes here: find the source port
-	 * first, and touch the scratch record only for DNS answers. */
+	/* Every packet the host receives comes here: all but those to marked
+	 * sockets leave at once. The kernel runs ingress only for a full
+	 * socket and puts it in skb->sk; the test is for the verifier. */
+	if (!sk)
+		return 1;
+	mark = bpf_sk_storage_get(&dns_marks, sk, 0, 0);
+	if (!mark)
+		return 1;
+	net_ns = mark->net_ns;
+
+	/* Then the source port, before the scratch record is touched. */
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
 			return 1;
@@ -151,7 +134,7 @@ int handle_dns_ingress(struct __sk_buff *skb)
 	s->rec.hdr.type = CS_REC_DNS;
 	s->rec.hdr.size = sizeof(s->rec) + cap;
 	s->rec.hdr.boot_ns = bpf_ktime_get_boot_ns();
-	s->rec.net_ns = receiving_netns(skb);
+	s->rec.net_ns = net_ns;
 	s->rec.flags = flags;
 	s->rec.captured = cap;
 	s->rec.orig_len = payload_len;

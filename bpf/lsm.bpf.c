@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
 /* The lsm backend: BPF LSM on socket_connect, the kernel's copy of the address. */
-#include "common.bpf.h"
+#include "security_socket_connect.bpf.h"
 
 SEC("lsm/socket_connect")
 int BPF_PROG(handle_lsm_socket_connect, struct socket *sock, struct sockaddr *address, int addrlen,
 	     int ret)
 {
-	emit_kernel_sockaddr(CS_BACKEND_LSM, sock, address, addrlen);
+	emit_kernel_sockaddr(CS_HOOK_LSM, sock, address, addrlen);
 	/* Observe only: pass on the verdict of the LSMs before us. */
 	return ret;
 }

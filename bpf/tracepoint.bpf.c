@@ -5,7 +5,8 @@
  * it, so its records carry CS_CONNECT_TOCTOU. It does not see io_uring
  * connects (they make no connect syscall).
  */
-#include "common.bpf.h"
+#include "connect.bpf.h"
+#include "filters.bpf.h"
 
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
@@ -37,7 +38,8 @@ static __always_inline void emit_user_sockaddr(int fd, const void *uaddr, int ad
 		return;
 	sock = fd_socket(fd);
 
-	rec = connect_begin(CS_BACKEND_TRACEPOINT, sock ? BPF_CORE_READ(sock, type) & 0xf : 0);
+	rec = connect_begin(CS_HOOK_TRACEPOINT, sock ? BPF_CORE_READ(sock, type) & SOCK_TYPE_MASK : 0,
+			    task_btf_usable());
 	if (!rec)
 		return;
 	rec->sockfd = fd;

@@ -13,8 +13,6 @@
 #include <linux/types.h>
 #endif
 
-#define CS_WIRE_VERSION 1
-
 #ifdef __cplusplus
 #define CS_STATIC_ASSERT static_assert
 #else
@@ -73,14 +71,14 @@ struct cs_connect_record {
 	__u16 sock_type; /* SOCK_* without flags */
 	__u16 flags;     /* CS_CONNECT_* */
 	__u32 addrlen;   /* as the caller passed it */
-	__u16 backend;   /* enum cs_backend_id value */
+	__u16 hook;      /* CS_HOOK_* of the program that wrote the record (diagnostics; lib/ checks it) */
 	__u16 pad;
 	__u8 addr[CS_SOCKADDR_MAX]; /* raw sockaddr, min(addrlen, CS_SOCKADDR_MAX) bytes valid */
 };
 
 struct cs_dns_record {
 	struct cs_header hdr;
-	__u32 net_ns;    /* of the receiving socket */
+	__u32 net_ns;    /* from the receiving socket's mark: the querying process's, or the socket's own */
 	__u16 flags;     /* CS_DNS_* */
 	__u16 sport;     /* host order */
 	__u16 dport;     /* host order */
@@ -122,12 +120,13 @@ struct cs_filter_config {
 	struct cs_port_range port_ranges[CS_FILTER_PORT_RANGES_MAX];
 };
 
-/* Backend ids carried in records, for diagnostics and tests. */
-#define CS_BACKEND_LSM 1
-#define CS_BACKEND_FENTRY 2
-#define CS_BACKEND_KPROBE 3
-#define CS_BACKEND_CGROUP 4
-#define CS_BACKEND_TRACEPOINT 5
+/* The program family that wrote a connect record (its hook field). */
+#define CS_HOOK_LSM 1        /* lsm/socket_connect */
+#define CS_HOOK_FENTRY 2     /* fentry/security_socket_connect */
+#define CS_HOOK_KPROBE 3     /* kprobe/security_socket_connect */
+#define CS_HOOK_CGROUP 4     /* cgroup/connect4, connect6, connect_unix */
+#define CS_HOOK_TRACEPOINT 5 /* tracepoint/syscalls/sys_enter_connect, tp_btf/sys_enter */
+#define CS_HOOK_LAST CS_HOOK_TRACEPOINT
 
 CS_STATIC_ASSERT(sizeof(struct cs_filter_config) == 80, "cs_filter_config layout");
 CS_STATIC_ASSERT(sizeof(struct cs_header) == 16, "cs_header layout");

@@ -1,9 +1,49 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
 #include <connscope/error.hpp>
 
+#include "error_impl.hpp"
+
+#include <cstdio>
 #include <cstring>
 
 namespace connscope {
+namespace detail {
+
+const char *errc_description(int code) noexcept
+{
+    switch (static_cast<Errc>(code)) {
+    case Errc::backend_unavailable: return "no requested backend can run on this kernel";
+    case Errc::no_cgroup2: return "no cgroup v2 hierarchy is mounted";
+    case Errc::no_btf: return "the kernel has no BTF";
+    case Errc::moved_from: return "the session was moved from and holds nothing";
+    case Errc::callback_failed: return "a callback failed";
+    case Errc::internal: return "internal error in connscope";
+    }
+    return nullptr;
+}
+
+const char *errno_description(int err) noexcept
+{
+    if (err == kernel_enotsupp)
+        return "Operation not supported by this kernel";
+    if (const char *s = strerrordesc_np(err))
+        return s;
+    thread_local char unknown[48];
+    std::snprintf(unknown, sizeof(unknown), "Unknown error %d", err);
+    return unknown;
+}
+
+std::string errno_text(int err)
+{
+    err = err < 0 ? -err : err;
+    if (err == kernel_enotsupp)
+        return "ENOTSUPP (524): " + std::string(errno_description(err));
+    const char *name = strerrorname_np(err);
+    return (name ? std::string(name) : "E" + std::to_string(err)) + ": " + errno_description(err);
+}
+
+} // namespace detail
+
 namespace {
 
 class Category final : public std::error_category {
@@ -12,23 +52,17 @@ public:
 
     std::string message(int code) const override
     {
-        switch (static_cast<Errc>(code)) {
-        case Errc::backend_unavailable:
-            return "no requested backend can run on this kernel";
-        case Errc::no_cgroup2:
-            return "no cgroup v2 hierarchy is mounted";
-        case Errc::no_btf:
-            return "the kernel has no BTF";
-        case Errc::moved_from:
-            return "the session was moved from";
-        case Errc::callback_failed:
-            return "a callback failed";
-        case Errc::internal:
-            return "internal error in connscope";
-        }
-        char buf[128];
-        // GNU strerror_r returns a pointer that may or may not be buf.
-        return ::strerror_r(code, buf, sizeof(buf));
+        if (const char *s = detail::errc_description(code))
+            return s;
+        return detail::errno_description(code);
+    }
+
+    // Codes below 4000 are errno values: they compare equal to std::errc.
+    std::error_condition default_error_condition(int code) const noexcept override
+    {
+        if (detail::errc_description(code))
+            return {code, *this};
+        return {code, std::generic_category()};
     }
 };
 
@@ -39,6 +73,8 @@ const std::error_category &category() noexcept
     static const Category instance;
     return instance;
 }
+
+std::error_code make_error_code(Errc code) noexcept { return {static_cast<int>(code), category()}; }
 
 Error::Error(int code, const std::string &message)
     : std::system_error(code, category(), message)

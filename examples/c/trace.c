@@ -38,13 +38,13 @@ static int on_connect(const struct connscope_connect_event *ev, void *ctx)
 {
     struct trace *t = ctx;
 
-    if (!t->quiet || ev->process.pid == t->pid)
-        printf("%-16s pid=%u tid=%u fd=%d %s %s%s\n", ev->process.comm, ev->process.pid,
-               ev->process.tid, ev->sockfd, ev->type_name, ev->remote_addr.text,
+    if (!t->quiet || ev->process->pid == t->pid)
+        printf("%-16s pid=%u tid=%u fd=%d %s %s%s\n", ev->process->comm, ev->process->pid,
+               ev->process->tid, ev->sockfd, ev->type_name, ev->remote_addr->text,
                ev->toctou ? " (toctou)" : "");
-    if (t->port && ev->process.pid == t->pid && ev->process.tid == t->tid && ev->sockfd == t->fd &&
-        ev->remote_addr.kind == CONNSCOPE_ADDR_INET && ev->remote_addr.family == AF_INET &&
-        ev->remote_addr.port == t->port && strcmp(ev->remote_addr.ip_text, "127.0.0.1") == 0 &&
+    if (t->port && ev->process->pid == t->pid && ev->process->tid == t->tid && ev->sockfd == t->fd &&
+        ev->remote_addr->kind == CONNSCOPE_ADDR_INET && ev->remote_addr->family == AF_INET &&
+        ev->remote_addr->port == t->port && strcmp(ev->remote_addr->ip_text, "127.0.0.1") == 0 &&
         strcmp(ev->type_name, "SOCK_DGRAM") == 0)
         t->seen = 1;
     return 0;
@@ -57,7 +57,7 @@ static int on_tcp_connect(const struct connscope_tcp_connect_event *ev, void *ct
 
     if (t->quiet)
         return 0;
-    printf("%-16s pid=%u tcp %s:%u", ev->process.comm, ev->process.pid, ev->dst_ip, ev->dst_port);
+    printf("%-16s pid=%u tcp %s:%u", ev->process->comm, ev->process->pid, ev->dst_ip, ev->dst_port);
     for (i = 0; i < ev->result_count; i++)
         printf("%s%s", i ? " " : " names=", ev->results[i]);
     printf("\n");

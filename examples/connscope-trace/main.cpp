@@ -2,17 +2,15 @@
 // connscope-trace: every connect() on the host, one line per event.
 #include <connscope/connscope.hpp>
 
-#include <bpf/libbpf.h>
-
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
-#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <getopt.h>
 #include <string>
 #include <sys/socket.h>
 #include <vector>
@@ -33,7 +31,8 @@ const char usage[] =
     "  --no-dns             do not capture DNS answers (net_tcp_connect results stay empty)\n"
     "  --dns-port N         take DNS answers from port N (repeatable; default 53)\n"
     "  --stats-interval S   also write a stats record every S seconds\n"
-    "  --verbose            show libbpf's own messages\n"
+    "  --verbose            show the library's diagnostics and libbpf's warnings;\n"
+    "                       twice: also libbpf's debug detail (verifier logs)\n"
     "\n"
     "Filters (evaluated in the kernel; the same flag again = any of, different\n"
     "flags = all of):\n"
@@ -48,15 +47,28 @@ const char usage[] =
     "At exit a stats record is written (--json: to stdout; else a line on stderr).\n";
 
 std::atomic<bool> stop_requested{false};
-bool verbose = false;
+int verbose = 0;
 
 extern "C" void on_signal(int) { stop_requested = true; }
 
-// Probing failures are expected and connscope reports their reasons, so
-// libbpf's own messages are shown only on request.
-extern "C" int print_libbpf_message(enum libbpf_print_level, const char *fmt, va_list args)
+// Probing failures are expected and connscope reports their reasons, so the
+// library's log (its diagnostics and libbpf's messages) is shown on request.
+const char *level_name(connscope::LogLevel level)
 {
-    return verbose ? std::vfprintf(stderr, fmt, args) : 0;
+    switch (level) {
+    case connscope::LogLevel::error: return "error";
+    case connscope::LogLevel::warning: return "warning";
+    case connscope::LogLevel::info: return "info";
+    case connscope::LogLevel::debug: break;
+    }
+    return "debug";
+}
+
+connscope::LogLevel log_level() { return verbose > 1 ? connscope::LogLevel::debug : connscope::LogLevel::info; }
+
+void print_log(connscope::LogLevel level, const std::string &message)
+{
+    std::fprintf(stderr, "connscope-trace: %s: %s\n", level_name(level), message.c_str());
 }
 
 [[noreturn]] void usage_error(const std::string &msg)
@@ -102,58 +114,112 @@ struct Args {
     connscope::Options options;
 };
 
+// Long options only, as GNU getopt_long takes them: "--duration 5" and
+// "--duration=5" alike, and unambiguous prefixes.
+enum Opt : int {
+    opt_help = 'h',
+    opt_json = 256,
+    opt_list_backends,
+    opt_verbose,
+    opt_no_dns,
+    opt_duration,
+    opt_ring_size,
+    opt_max_latency,
+    opt_stats_interval,
+    opt_pid,
+    opt_uid,
+    opt_comm,
+    opt_cgroup,
+    opt_family,
+    opt_port,
+    opt_dns_port,
+    opt_backend,
+};
+
+const option long_options[] = {
+    {"help", no_argument, nullptr, opt_help},
+    {"json", no_argument, nullptr, opt_json},
+    {"list-backends", no_argument, nullptr, opt_list_backends},
+    {"verbose", no_argument, nullptr, opt_verbose},
+    {"no-dns", no_argument, nullptr, opt_no_dns},
+    {"duration", required_argument, nullptr, opt_duration},
+    {"ring-size", required_argument, nullptr, opt_ring_size},
+    {"max-latency-ms", required_argument, nullptr, opt_max_latency},
+    {"stats-interval", required_argument, nullptr, opt_stats_interval},
+    {"pid", required_argument, nullptr, opt_pid},
+    {"uid", required_argument, nullptr, opt_uid},
+    {"comm", required_argument, nullptr, opt_comm},
+    {"cgroup", required_argument, nullptr, opt_cgroup},
+    {"family", required_argument, nullptr, opt_family},
+    {"port", required_argument, nullptr, opt_port},
+    {"dns-port", required_argument, nullptr, opt_dns_port},
+    {"backend", required_argument, nullptr, opt_backend},
+    {nullptr, 0, nullptr, 0},
+};
+
+std::string flag_of(int val)
+{
+    for (const option *o = long_options; o->name; ++o)
+        if (o->val == val)
+            return std::string("--") + o->name;
+    return "-" + std::string(1, static_cast<char>(val));
+}
+
 Args parse_args(int argc, char **argv)
 {
     Args a;
     std::vector<std::uint16_t> dns_ports;
-    for (int i = 1; i < argc; ++i) {
-        std::string arg = argv[i];
-        const char *next = i + 1 < argc ? argv[i + 1] : nullptr;
-        if (arg == "-h" || arg == "--help") {
+    opterr = 0; // the messages below say what is wrong and what to do
+    for (;;) {
+        const int c = getopt_long(argc, argv, ":h", long_options, nullptr);
+        if (c == -1)
+            break;
+        const std::string flag = flag_of(c);
+        const char *value = optarg;
+        switch (c) {
+        case opt_help:
             std::fputs(usage, stdout);
             std::exit(0);
-        } else if (arg == "--json") {
+        case opt_json:
             a.json = true;
-        } else if (arg == "--list-backends") {
+            break;
+        case opt_list_backends:
             a.list_backends = true;
-        } else if (arg == "--verbose") {
-            verbose = true;
-        } else if (arg == "--no-dns") {
+            break;
+        case opt_verbose:
+            ++verbose;
+            break;
+        case opt_no_dns:
             a.options.dns.enabled = false;
-        } else if (arg == "--duration") {
-            a.duration = static_cast<double>(parse_number(arg, next, 31536000));
-            ++i;
-        } else if (arg == "--ring-size") {
-            a.options.ring_size = parse_number(arg, next, 1ULL << 40);
-            ++i;
-        } else if (arg == "--max-latency-ms") {
-            a.options.max_latency = std::chrono::milliseconds(parse_number(arg, next, 1000000));
-            ++i;
-        } else if (arg == "--stats-interval") {
-            a.stats_interval = static_cast<double>(parse_number(arg, next, 86400));
+            break;
+        case opt_duration:
+            a.duration = static_cast<double>(parse_number(flag, value, 31536000));
+            break;
+        case opt_ring_size:
+            a.options.ring_size = parse_number(flag, value, 1ULL << 40);
+            break;
+        case opt_max_latency:
+            a.options.max_latency = std::chrono::milliseconds(parse_number(flag, value, 1000000));
+            break;
+        case opt_stats_interval:
+            a.stats_interval = static_cast<double>(parse_number(flag, value, 86400));
             if (a.stats_interval == 0)
                 usage_error("--stats-interval: give at least 1 second");
-            ++i;
-        } else if (arg == "--pid") {
-            a.options.filters.pids.push_back(static_cast<std::uint32_t>(parse_number(arg, next, 4194304)));
-            ++i;
-        } else if (arg == "--uid") {
-            a.options.filters.uids.push_back(static_cast<std::uint32_t>(parse_number(arg, next, 4294967294ULL)));
-            ++i;
-        } else if (arg == "--comm") {
-            if (!next)
-                usage_error("--comm needs a value");
-            a.options.filters.comms.push_back(next);
-            ++i;
-        } else if (arg == "--cgroup") {
-            if (!next)
-                usage_error("--cgroup needs a value");
-            a.options.filters.cgroups.push_back(next);
-            ++i;
-        } else if (arg == "--family") {
-            if (!next)
-                usage_error("--family needs a value: inet, inet6 or unix");
-            std::string f = next;
+            break;
+        case opt_pid:
+            a.options.filters.pids.push_back(static_cast<std::uint32_t>(parse_number(flag, value, 4194304)));
+            break;
+        case opt_uid:
+            a.options.filters.uids.push_back(static_cast<std::uint32_t>(parse_number(flag, value, 4294967294ULL)));
+            break;
+        case opt_comm:
+            a.options.filters.comms.push_back(value);
+            break;
+        case opt_cgroup:
+            a.options.filters.cgroups.push_back(value);
+            break;
+        case opt_family: {
+            const std::string f = value;
             if (f == "inet")
                 a.options.filters.families.push_back(AF_INET);
             else if (f == "inet6")
@@ -162,37 +228,52 @@ Args parse_args(int argc, char **argv)
                 a.options.filters.families.push_back(AF_UNIX);
             else
                 usage_error("--family: '" + f + "' is not one of inet, inet6, unix");
-            ++i;
-        } else if (arg == "--port") {
-            if (!next)
-                usage_error("--port needs a value: N or N-M");
-            std::string range = next;
-            auto dash = range.find('-');
+            break;
+        }
+        case opt_port: {
+            const std::string range = value;
+            const auto dash = range.find('-');
             connscope::PortRange r;
-            r.first = static_cast<std::uint16_t>(parse_number(arg, range.substr(0, dash).c_str(), 65535));
+            r.first = static_cast<std::uint16_t>(parse_number(flag, range.substr(0, dash).c_str(), 65535));
             r.last = dash == std::string::npos
                          ? r.first
-                         : static_cast<std::uint16_t>(parse_number(arg, range.substr(dash + 1).c_str(), 65535));
+                         : static_cast<std::uint16_t>(parse_number(flag, range.substr(dash + 1).c_str(), 65535));
             if (r.first > r.last)
                 usage_error("--port: " + range + " is an empty range");
             a.options.filters.ports.push_back(r);
-            ++i;
-        } else if (arg == "--dns-port") {
-            dns_ports.push_back(static_cast<std::uint16_t>(parse_number(arg, next, 65535)));
-            ++i;
-        } else if (arg == "--backend") {
-            if (!next)
-                usage_error("--backend needs a value");
+            break;
+        }
+        case opt_dns_port:
+            dns_ports.push_back(static_cast<std::uint16_t>(parse_number(flag, value, 65535)));
+            break;
+        case opt_backend:
             try {
-                a.options.backends = connscope::parse_backend_list(next);
+                a.options.backends = connscope::parse_backend_list(value);
             } catch (const connscope::Error &e) {
                 usage_error(std::string("--backend: ") + e.what());
             }
-            ++i;
-        } else {
-            usage_error("unknown option '" + arg + "'");
+            break;
+        case ':': {
+            const std::string missing = flag_of(optopt);
+            if (optopt == opt_family)
+                usage_error(missing + " needs a value: inet, inet6 or unix");
+            if (optopt == opt_port)
+                usage_error(missing + " needs a value: N or N-M");
+            usage_error(missing + " needs a value");
+        }
+        default: {
+            // An unknown option, an ambiguous prefix, or a value given to a
+            // flag that takes none; getopt_long has just stepped over it.
+            const char *arg = argv[optind - 1];
+            const std::string text = arg;
+            if (const char *eq = std::strchr(arg, '='); eq && optopt > 0)
+                usage_error("option '" + text.substr(0, static_cast<std::size_t>(eq - arg)) + "' takes no value");
+            usage_error("unknown option '" + text + "'");
+        }
         }
     }
+    if (optind < argc)
+        usage_error("unknown option '" + std::string(argv[optind]) + "'");
     if (!dns_ports.empty())
         a.options.dns.ports = dns_ports;
     return a;
@@ -200,7 +281,8 @@ Args parse_args(int argc, char **argv)
 
 int list_backends()
 {
-    auto verdicts = connscope::Session::probe_backends();
+    auto verdicts = verbose ? connscope::Session::probe_backends(print_log, log_level())
+                            : connscope::Session::probe_backends();
     std::string pick;
     for (const auto &v : verdicts) {
         if (v.available) {
@@ -223,7 +305,10 @@ int list_backends()
 int main(int argc, char **argv)
 {
     Args args = parse_args(argc, argv);
-    libbpf_set_print(print_libbpf_message);
+    if (verbose) {
+        args.options.on_log = print_log;
+        args.options.log_level = log_level();
+    }
     if (args.list_backends)
         return list_backends();
 

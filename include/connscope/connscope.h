@@ -12,20 +12,22 @@
  *   connscope_strerror() names any code.
  * - Option and output structs start with `size_t sz`, which the caller sets
  *   to `sizeof` the struct it was compiled with. Fields are only ever
- *   appended. The library reads (or writes) a field only when sz covers it,
- *   and rejects with -EINVAL non-zero bytes past the fields it knows, so a
- *   program built against newer headers fails loudly on an older library
- *   instead of silently losing a setting. Zero means "default" for every
- *   option field.
- * - Event structs start with `uint32_t size`, the number of bytes the
- *   library filled; check it before reading a field added after 0.1. They and
- *   every string they point to are valid only during the callback.
+ *   appended; `<struct>__last_field` names the last field of each. The
+ *   library reads (or writes) a field only when sz covers it, and rejects
+ *   with -EINVAL non-zero bytes past the fields it knows, so a program built
+ *   against newer headers fails loudly on an older library instead of
+ *   silently losing a setting. Zero means "default" for every option field.
+ * - Event structs, and the process and address structs they point to, start
+ *   with `uint32_t size`, the number of bytes the library filled; check it
+ *   before reading a field added after 0.2. No struct is nested by value in
+ *   another, so each can grow. They and every string they point to are
+ *   valid only during the callback.
  * - Handles are opaque; free functions accept NULL.
  *
  * @code
  * static int on_connect(const struct connscope_connect_event *ev, void *ctx)
  * {
- *     printf("%u %s -> %s\n", ev->process.pid, ev->process.comm, ev->remote_addr.text);
+ *     printf("%u %s -> %s\n", ev->process->pid, ev->process->comm, ev->remote_addr->text);
  *     return 0;
  * }
  *
@@ -131,6 +133,32 @@ extern "C" {
 #define CONNSCOPE_SELF_INCLUDE 2
 /** @} */
 
+/**
+ * @defgroup connscope_log_levels Log levels
+ * Values of connscope_opts::log_level and of the level a connscope_log_fn
+ * receives (connscope::LogLevel).
+ * @{
+ */
+/** Something failed that the caller should know of. */
+#define CONNSCOPE_LOG_ERROR 1
+/** A capability is missing or degraded (a backend refused, DNS capture off). The default. */
+#define CONNSCOPE_LOG_WARNING 2
+/** What was chosen and why; each backend's verdict while probing. */
+#define CONNSCOPE_LOG_INFO 3
+/** libbpf's and the kernel's own detail (verifier logs). */
+#define CONNSCOPE_LOG_DEBUG 4
+/** @} */
+
+/**
+ * Receives one diagnostic line (no newline), on the thread that called into
+ * the library, while that call runs. libbpf's messages about the library's
+ * own BPF objects come here too; those about a program's own libbpf use do not.
+ * @param level CONNSCOPE_LOG_ERROR to CONNSCOPE_LOG_DEBUG.
+ * @param message the text, valid only during the call.
+ * @param ctx connscope_opts::log_ctx.
+ */
+typedef void (*connscope_log_fn)(int level, const char *message, void *ctx);
+
 /** Length of connscope_process::comm, including the terminating NUL. */
 #define CONNSCOPE_COMM_LEN 16
 /** Size of the text buffers for IP addresses (an RFC 5952 IPv6 text and its NUL fit). */
@@ -195,6 +223,8 @@ struct connscope_filters {
     const struct connscope_port_range *ports;
     size_t port_count;             /**< Number of entries in ports. */
 };
+/** The last field of struct connscope_filters in this version. */
+#define connscope_filters__last_field port_count
 
 /**
  * How a session is set up. Zero-initialise, set sz = sizeof(struct connscope_opts),
@@ -229,10 +259,22 @@ struct connscope_opts {
      * own. Change them later with connscope_session_set_filters().
      */
     const struct connscope_filters *filters;
+    /** Diagnostics; NULL (the default) keeps the library silent. */
+    connscope_log_fn log;
+    /** Passed to log as is. */
+    void *log_ctx;
+    /** The most detailed level given to log: CONNSCOPE_LOG_*. 0: CONNSCOPE_LOG_WARNING. */
+    int log_level;
 };
+/** The last field of struct connscope_opts in this version. */
+#define connscope_opts__last_field log_level
 
-/** Who made a connect and when, read in the kernel from the calling task. */
+/**
+ * Who made a connect and when, read in the kernel from the calling task.
+ * Reached through a pointer (connscope_connect_event::process), so it can grow.
+ */
 struct connscope_process {
+    uint32_t size;         /**< Bytes of this struct the library filled. */
     uint64_t timestamp_ns; /**< When the hook ran, ns since the Unix epoch. */
     uint64_t cgroup_id;    /**< cgroup v2 id: the inode number of the cgroup's directory. */
     uint32_t pid;          /**< Process id (tgid) in the initial PID namespace. */
@@ -249,9 +291,15 @@ struct connscope_process {
     uint32_t cgroup_ns;    /**< Cgroup namespace inode. */
     char comm[CONNSCOPE_COMM_LEN]; /**< The thread's comm, NUL-terminated. */
 };
+/** The last field of struct connscope_process in this version. */
+#define connscope_process__last_field comm
 
-/** The remote address of a connect. kind says which fields are meaningful. */
+/**
+ * The remote address of a connect. kind says which fields are meaningful.
+ * Reached through a pointer (connscope_connect_event::remote_addr), so it can grow.
+ */
 struct connscope_address {
+    uint32_t size;         /**< Bytes of this struct the library filled. */
     int32_t kind;          /**< CONNSCOPE_ADDR_INET, CONNSCOPE_ADDR_UNIX or CONNSCOPE_ADDR_UNKNOWN. */
     uint16_t family;       /**< AF_INET, AF_INET6, AF_UNIX, or the raw sa_family of an unknown address. */
     uint16_t port;         /**< INET: port, host byte order. */
@@ -272,19 +320,23 @@ struct connscope_address {
     /** Human-readable form: "127.0.0.1:80", "[::1]:80", "/run/x.sock", "@name", "(unnamed)". */
     const char *text;
 };
+/** The last field of struct connscope_address in this version. */
+#define connscope_address__last_field text
 
 /** Every connect attempt (connscope::SecuritySocketConnect). Valid only during the callback. */
 struct connscope_connect_event {
     uint32_t size;         /**< Bytes of this struct the library filled. */
     /** The fd passed to connect(2); -1 when the connect came from io_uring or socketcall. */
     int32_t sockfd;
-    struct connscope_process process; /**< The calling process. */
+    const struct connscope_process *process; /**< The calling process (never NULL). */
     int32_t type;          /**< Socket type: SOCK_STREAM, SOCK_DGRAM, ... (0 when not known). */
     /** 1 when the address was read from the caller's memory (tracepoint backend) and may differ from what the kernel used. */
     int32_t toctou;
     const char *type_name; /**< "SOCK_STREAM", "SOCK_DGRAM", ..., or "SOCK_<number>". */
-    struct connscope_address remote_addr; /**< The address connected to. */
+    const struct connscope_address *remote_addr; /**< The address connected to (never NULL). */
 };
+/** The last field of struct connscope_connect_event in this version. */
+#define connscope_connect_event__last_field remote_addr
 
 /**
  * A TCP connect over IPv4/IPv6 (connscope::NetTcpConnect), delivered right
@@ -293,7 +345,7 @@ struct connscope_connect_event {
 struct connscope_tcp_connect_event {
     uint32_t size;         /**< Bytes of this struct the library filled. */
     int32_t sockfd;        /**< As connscope_connect_event::sockfd. */
-    struct connscope_process process; /**< The calling process. */
+    const struct connscope_process *process; /**< The calling process (never NULL). */
     char dst_ip[CONNSCOPE_IP_TEXT_LEN]; /**< Dotted quad or RFC 5952 IPv6, NUL-terminated. */
     uint16_t dst_port;     /**< Destination port, host byte order. */
     /**
@@ -303,6 +355,8 @@ struct connscope_tcp_connect_event {
     const char *const *results;
     size_t result_count;   /**< Number of entries in results (0 when no name is known). */
 };
+/** The last field of struct connscope_tcp_connect_event in this version. */
+#define connscope_tcp_connect_event__last_field result_count
 
 /**
  * Called for each connect attempt.
@@ -331,26 +385,32 @@ struct connscope_callbacks {
     /** Every TCP connect over IPv4/IPv6, with DNS names; NULL to ignore them. */
     connscope_tcp_connect_fn on_tcp_connect;
 };
+/** The last field of struct connscope_callbacks in this version. */
+#define connscope_callbacks__last_field on_tcp_connect
 
 /**
- * Counters since the session started (connscope::Stats). produced = delivered + lost
- * holds exactly. Set sz before calling connscope_session_stats().
+ * Counters since the session started (connscope::Stats), each in one unit.
+ * For ring records produced = delivered + lost holds exactly, with
+ * lost = lost_ring_connect + lost_ring_dns + decode_errors. Set sz before
+ * calling connscope_session_stats().
  */
 struct connscope_stats {
     size_t sz;                     /**< sizeof(struct connscope_stats) as the caller was compiled. */
     uint64_t events;               /**< Connect events delivered. */
     uint64_t tcp_events;           /**< TCP connect events delivered. */
     uint64_t dns_messages;         /**< DNS answers parsed and given to the correlator. */
-    uint64_t lost;                 /**< Sum of every loss below. */
-    uint64_t lost_ring_connect;    /**< Connect records dropped: the ring was full. */
-    uint64_t lost_ring_dns;        /**< DNS records dropped: the ring was full. */
-    uint64_t dns_truncated;        /**< DNS payloads longer than dns_payload_max. */
+    uint64_t lost;                 /**< Ring records lost: lost_ring_connect + lost_ring_dns + decode_errors. */
+    uint64_t lost_ring_connect;    /**< Connect records dropped in the kernel: the ring was full. */
+    uint64_t lost_ring_dns;        /**< DNS records dropped in the kernel: the ring was full. */
+    uint64_t decode_errors;        /**< Ring records delivered that the decoder could not read. */
+    uint64_t dns_truncated;        /**< DNS records whose payload was longer than dns_payload_max. */
     uint64_t dns_malformed;        /**< DNS messages the parser rejected. */
-    uint64_t dns_tcp_dropped;      /**< DNS-over-TCP bytes dropped (out of order or over the bound). */
-    uint64_t decode_errors;        /**< Ring records the decoder could not read. */
-    uint64_t correlator_evictions; /**< Names the DNS cache evicted to stay in bounds. */
-    uint64_t callback_errors;      /**< Callbacks that failed. */
+    uint64_t dns_tcp_dropped_bytes; /**< DNS-over-TCP bytes dropped (out of order or over the bound). */
+    uint64_t dns_names_evicted;    /**< Names the DNS cache evicted to stay in bounds. */
+    uint64_t callback_errors;      /**< Callbacks that failed; their events count as delivered. */
 };
+/** The last field of struct connscope_stats in this version. */
+#define connscope_stats__last_field callback_errors
 
 /**
  * Which backend a session uses and why (connscope::BackendInfo). Set sz
@@ -366,6 +426,8 @@ struct connscope_backend_info {
     size_t gap_count;          /**< Number of entries in gaps. */
     size_t tried_count;        /**< Backends tried; read each with connscope_session_backend_tried(). */
 };
+/** The last field of struct connscope_backend_info in this version. */
+#define connscope_backend_info__last_field tried_count
 
 /** The verdict on one backend (connscope::BackendStatus). Set sz before the call. */
 struct connscope_backend_status {
@@ -375,6 +437,8 @@ struct connscope_backend_status {
     /** "" when available; else the failing step, the errno and its meaning, and the remedy. */
     const char *reason;
 };
+/** The last field of struct connscope_backend_status in this version. */
+#define connscope_backend_status__last_field reason
 
 /**
  * The version of the library loaded at run time ("MAJOR.MINOR.PATCH").
@@ -546,6 +610,50 @@ CONNSCOPE_API int connscope_session_backend(const connscope_session *s, struct c
  */
 CONNSCOPE_API int connscope_session_backend_tried(const connscope_session *s, size_t index,
                                                   struct connscope_backend_status *out) CONNSCOPE_NOEXCEPT;
+
+/**
+ * The event as one line of JSON, exactly as `connscope-trace --json` prints
+ * it (the "security_socket_connect" record), without a newline.
+ *
+ * Writes at most len bytes, NUL included, like snprintf.
+ * @param ev the event a callback received, during that callback.
+ * @param buf where to write; may be NULL when len is 0.
+ * @param len the size of buf.
+ * @return the length of the whole text (not counting the NUL): when it is
+ *   len or more, the text was cut short and a buffer of return + 1 bytes
+ *   holds it; -EINVAL when ev is not the event of a callback running on this
+ *   thread, or buf is NULL with len > 0.
+ * @par Thread safety
+ * From the callback that received ev.
+ */
+CONNSCOPE_API int connscope_connect_event_json(const struct connscope_connect_event *ev, char *buf,
+                                               size_t len) CONNSCOPE_NOEXCEPT;
+
+/**
+ * The event as one line of JSON, exactly as `connscope-trace --json` prints
+ * it (the "net_tcp_connect" record). As connscope_connect_event_json().
+ * @param ev the event a callback received, during that callback.
+ * @param buf where to write; may be NULL when len is 0.
+ * @param len the size of buf.
+ * @return as connscope_connect_event_json().
+ * @par Thread safety
+ * From the callback that received ev.
+ */
+CONNSCOPE_API int connscope_tcp_connect_event_json(const struct connscope_tcp_connect_event *ev, char *buf,
+                                                   size_t len) CONNSCOPE_NOEXCEPT;
+
+/**
+ * The session's counters as one line of JSON, exactly as the "stats" record
+ * of `connscope-trace --json` (with the backend's name).
+ * @param s the session.
+ * @param buf where to write; may be NULL when len is 0.
+ * @param len the size of buf.
+ * @return as connscope_connect_event_json(); -EINVAL for a NULL s.
+ * @par Thread safety
+ * As connscope_session_poll().
+ */
+CONNSCOPE_API int connscope_session_stats_json(const connscope_session *s, char *buf,
+                                               size_t len) CONNSCOPE_NOEXCEPT;
 
 #ifdef __cplusplus
 }

@@ -37,6 +37,17 @@ enum class Errc : int {
 CONNSCOPE_API const std::error_category &category() noexcept;
 
 /**
+ * An error code of connscope::category() for an Errc value, so that
+ * `e.code() == Errc::no_btf` compiles and holds for that error.
+ *
+ * Codes below 4000 are errno values and compare equal to the matching
+ * std::errc condition: `e.code() == std::errc::operation_not_permitted`.
+ * @par Thread safety
+ * Safe to call from any thread.
+ */
+CONNSCOPE_API std::error_code make_error_code(Errc code) noexcept;
+
+/**
  * The exception every connscope C++ call throws on failure.
  *
  * code().value() is positive: an errno value or a connscope::Errc. The C API
@@ -55,3 +66,9 @@ public:
 };
 
 } // namespace connscope
+
+/** @cond */
+// Lets an Errc convert to std::error_code and compare with one.
+template <>
+struct std::is_error_code_enum<connscope::Errc> : std::true_type {};
+/** @endcond */

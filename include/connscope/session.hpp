@@ -63,6 +63,25 @@ struct Filters {
     bool exclude_self = true;
 };
 
+/** How much a log callback is told, from the least to the most. */
+enum class LogLevel : int {
+    error = 1,   /**< Something failed that the caller should know of. */
+    warning = 2, /**< A capability is missing or degraded (a backend refused, DNS capture off). */
+    info = 3,    /**< What was chosen and why; each backend's verdict while probing. */
+    debug = 4,   /**< libbpf's and the kernel's own detail (verifier logs). */
+};
+
+/**
+ * Receives the library's diagnostics and libbpf's messages about the
+ * library's own BPF objects: a level and one line of text without a newline.
+ *
+ * It runs on the thread that called into the library (the Session
+ * constructor, set_filters(), probe_backends()), while that call runs.
+ * libbpf's messages about a program's own libbpf objects never come here
+ * (see docs/guide.md, "libbpf's messages").
+ */
+using LogCallback = std::function<void(LogLevel level, const std::string &message)>;
+
 /** How a Session is set up. Every field has a usable default. */
 struct Options {
     /**
@@ -88,6 +107,10 @@ struct Options {
     DnsOptions dns;
     /** Which connects to report; the default reports all but the Session's own. */
     Filters filters;
+    /** Diagnostics; empty (the default) keeps the library silent. */
+    LogCallback on_log;
+    /** The most detailed level given to on_log. */
+    LogLevel log_level = LogLevel::warning;
 };
 
 /** What probing found for one backend. */
@@ -106,27 +129,38 @@ struct BackendInfo {
     std::vector<std::string> gaps;
     /** Every backend tried, in order, with its verdict. */
     std::vector<BackendStatus> tried;
-    /** Whether DNS capture runs, and why not when it does not. */
+    /**
+     * Whether DNS capture runs ("on: ..." or "off: <why>"), its hooks, and
+     * what this kernel cannot give it: whether sockets open before the start
+     * are attributed, and how many were found.
+     */
     std::string dns;
 };
 
 /**
- * Counters since the Session started. Losses are counted where they happen,
- * so produced = delivered + lost holds exactly.
+ * Counters since the Session started, each in one unit.
+ *
+ * Ring records: every record a hook produced is delivered (events,
+ * tcp_events' connect, DNS records) or lost, so for connect records
+ * `produced = events + lost_ring_connect (+ their decode errors)` holds
+ * exactly, and `lost = lost_ring_connect + lost_ring_dns + decode_errors`.
+ * The other counters are not losses of records: DNS records that arrived but
+ * whose message was not used, bytes, cache names and callbacks.
  */
 struct Stats {
     std::uint64_t events = 0;        /**< SecuritySocketConnect events delivered. */
     std::uint64_t tcp_events = 0;    /**< NetTcpConnect events delivered. */
     std::uint64_t dns_messages = 0;  /**< DNS answers parsed and given to the correlator. */
-    std::uint64_t lost = 0;          /**< Sum of every loss below. */
-    std::uint64_t lost_ring_connect = 0; /**< Connect records dropped: the ring was full. */
-    std::uint64_t lost_ring_dns = 0;     /**< DNS records dropped: the ring was full. */
-    std::uint64_t dns_truncated = 0;     /**< DNS payloads longer than payload_max (not parsed). */
+    /** Ring records lost: lost_ring_connect + lost_ring_dns + decode_errors. */
+    std::uint64_t lost = 0;
+    std::uint64_t lost_ring_connect = 0; /**< Connect records dropped in the kernel: the ring was full. */
+    std::uint64_t lost_ring_dns = 0;     /**< DNS records dropped in the kernel: the ring was full. */
+    std::uint64_t decode_errors = 0;     /**< Ring records delivered that the decoder could not read. */
+    std::uint64_t dns_truncated = 0;     /**< DNS records whose payload was longer than payload_max (not parsed). */
     std::uint64_t dns_malformed = 0;     /**< DNS messages the parser rejected. */
-    std::uint64_t dns_tcp_dropped = 0;   /**< DNS-over-TCP bytes dropped: out of order or over the reassembly bound. */
-    std::uint64_t decode_errors = 0;     /**< Ring records the decoder could not read. */
-    std::uint64_t correlator_evictions = 0; /**< Names the correlator evicted to stay in bounds. */
-    std::uint64_t callback_errors = 0;   /**< Callbacks that threw. */
+    std::uint64_t dns_tcp_dropped_bytes = 0; /**< DNS-over-TCP bytes dropped: out of order or over the reassembly bound. */
+    std::uint64_t dns_names_evicted = 0;     /**< Names the correlator evicted to stay in bounds. */
+    std::uint64_t callback_errors = 0;   /**< Callbacks that threw; their events count as delivered. */
 };
 
 /**
@@ -199,9 +233,12 @@ public:
     /**
      * Probes every backend without starting a Session (each is loaded,
      * attached and detached at once).
+     * @param on_log receives diagnostics as Options::on_log does; empty: silent.
+     * @param log_level the most detailed level given to on_log.
      * @return one entry per backend, in probe order.
      */
-    static std::vector<BackendStatus> probe_backends();
+    static std::vector<BackendStatus> probe_backends(const LogCallback &on_log = {},
+                                                     LogLevel log_level = LogLevel::warning);
 
     /** Implementation (private). */
     struct Impl;

@@ -48,6 +48,25 @@ int guard(Body &&body) noexcept
 // One past the last byte of a member: what sz must cover for it to be read.
 #define CONNSCOPE_OFFSETOFEND(type, field) (offsetof(type, field) + sizeof(((type *)nullptr)->field))
 
+// The bytes of a growable struct this library knows: up to the end of its
+// `<type>__last_field`, the one authoritative end next to the definition.
+#define CONNSCOPE_KNOWN_SIZE(type) CONNSCOPE_OFFSETOFEND(type, type##__last_field)
+
+// Holds when type##__last_field really is the last field: only padding may follow it.
+#define CONNSCOPE_CHECK_LAST_FIELD(type)                                                           \
+    static_assert(sizeof(type) - CONNSCOPE_KNOWN_SIZE(type) < alignof(type),                       \
+                  #type "__last_field is not the last field of " #type)
+CONNSCOPE_CHECK_LAST_FIELD(connscope_filters);
+CONNSCOPE_CHECK_LAST_FIELD(connscope_opts);
+CONNSCOPE_CHECK_LAST_FIELD(connscope_callbacks);
+CONNSCOPE_CHECK_LAST_FIELD(connscope_stats);
+CONNSCOPE_CHECK_LAST_FIELD(connscope_backend_info);
+CONNSCOPE_CHECK_LAST_FIELD(connscope_backend_status);
+CONNSCOPE_CHECK_LAST_FIELD(connscope_process);
+CONNSCOPE_CHECK_LAST_FIELD(connscope_address);
+CONNSCOPE_CHECK_LAST_FIELD(connscope_connect_event);
+CONNSCOPE_CHECK_LAST_FIELD(connscope_tcp_connect_event);
+
 // True when the caller's struct (sz-first) is large enough to hold field.
 #define CONNSCOPE_HAS(ptr, type, field) ((ptr)->sz >= CONNSCOPE_OFFSETOFEND(type, field))
 
@@ -65,14 +84,29 @@ void prepare_output_struct(void *ptr, std::size_t sz, std::size_t known, const c
 // Storage the C event structs point into while a callback runs; reused
 // from event to event so dispatch allocates only when a string grows.
 struct EventScratch {
+    connscope_process process;
+    connscope_address address;
     std::string type_name;
     std::string family_name;
     std::string text;
     std::vector<const char *> results;
+    std::string json;
 };
 
 // Translations of the C++ events; out points into ev and scratch.
 void to_c_event(const SecuritySocketConnect &ev, EventScratch &scratch, connscope_connect_event &out);
 void to_c_event(const NetTcpConnect &ev, EventScratch &scratch, connscope_tcp_connect_event &out);
+
+// The C event a callback on this thread is running with, and the C++ event
+// it came from, so connscope_*_event_json() can format the original.
+struct Delivering {
+    const void *c_event = nullptr;
+    const SecuritySocketConnect *connect = nullptr;
+    const NetTcpConnect *tcp = nullptr;
+};
+extern thread_local Delivering delivering;
+
+// snprintf's contract for a finished text: copies what fits, returns its length.
+int copy_out(const std::string &text, char *buf, std::size_t len);
 
 } // namespace connscope::capi

@@ -2,6 +2,8 @@
 // The C API's error channel: codes, connscope_strerror(), connscope_last_error().
 #include "capi.hpp"
 
+#include "error_impl.hpp"
+
 #include <connscope/version.h>
 
 #include <cstdio>
@@ -61,23 +63,6 @@ void null_argument(const char *function, const char *argument)
 
 } // namespace connscope::capi
 
-namespace {
-
-const char *project_error(int code) noexcept
-{
-    switch (code) {
-    case CONNSCOPE_EBACKEND: return "no requested backend can run on this kernel";
-    case CONNSCOPE_ENOCGROUP2: return "no cgroup v2 hierarchy is mounted";
-    case CONNSCOPE_ENOBTF: return "the kernel has no BTF";
-    case CONNSCOPE_EMOVED: return "the session holds nothing";
-    case CONNSCOPE_ECALLBACK: return "a callback failed";
-    case CONNSCOPE_EINTERNAL: return "internal error in connscope";
-    default: return nullptr;
-    }
-}
-
-} // namespace
-
 extern "C" {
 
 CONNSCOPE_API const char *connscope_version(void) noexcept
@@ -91,17 +76,9 @@ CONNSCOPE_API const char *connscope_strerror(int code) noexcept
         code = code == -2147483647 - 1 ? 0 : -code;
     if (code == 0)
         return "Success";
-    if (const char *s = project_error(code))
+    if (const char *s = connscope::detail::errc_description(code))
         return s;
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
-    if (const char *s = strerrordesc_np(code))
-        return s;
-    thread_local char unknown[48];
-    std::snprintf(unknown, sizeof(unknown), "Unknown error %d", code);
-    return unknown;
-#else
-    return std::strerror(code); // musl and the BSDs return static text
-#endif
+    return connscope::detail::errno_description(code);
 }
 
 CONNSCOPE_API const char *connscope_last_error(void) noexcept

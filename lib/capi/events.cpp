@@ -2,6 +2,10 @@
 // C++ events to the C event structs handed to callbacks.
 #include "capi.hpp"
 
+#include <connscope/format.hpp>
+
+#include <climits>
+
 #include <sys/socket.h>
 
 #include <type_traits>
@@ -23,6 +27,8 @@ void copy_text(char (&dst)[N], const std::string &src) noexcept
 
 void to_c_process(const ProcessContext &p, connscope_process &out) noexcept
 {
+    out = connscope_process{};
+    out.size = sizeof(out);
     out.timestamp_ns = p.timestamp_ns;
     out.cgroup_id = p.cgroup_id;
     out.pid = p.pid;
@@ -52,6 +58,8 @@ int32_t to_c_unix_kind(UnixEndpoint::Kind kind) noexcept
 
 void to_c_address(const SocketAddress &addr, EventScratch &scratch, connscope_address &out)
 {
+    out = connscope_address{};
+    out.size = sizeof(out);
     scratch.family_name = family_name(addr);
     scratch.text = to_string(addr);
     out.family_name = scratch.family_name.c_str();
@@ -90,12 +98,14 @@ void to_c_event(const SecuritySocketConnect &ev, EventScratch &scratch, connscop
     out = connscope_connect_event{};
     out.size = sizeof(out);
     out.sockfd = ev.sockfd;
-    to_c_process(ev.process, out.process);
+    to_c_process(ev.process, scratch.process);
+    out.process = &scratch.process;
     out.type = static_cast<int32_t>(ev.type);
     out.toctou = ev.toctou ? 1 : 0;
     scratch.type_name = socket_type_name(ev.type);
     out.type_name = scratch.type_name.c_str();
-    to_c_address(ev.remote_addr, scratch, out.remote_addr);
+    to_c_address(ev.remote_addr, scratch, scratch.address);
+    out.remote_addr = &scratch.address;
 }
 
 void to_c_event(const NetTcpConnect &ev, EventScratch &scratch, connscope_tcp_connect_event &out)
@@ -103,7 +113,8 @@ void to_c_event(const NetTcpConnect &ev, EventScratch &scratch, connscope_tcp_co
     out = connscope_tcp_connect_event{};
     out.size = sizeof(out);
     out.sockfd = ev.sockfd;
-    to_c_process(ev.process, out.process);
+    to_c_process(ev.process, scratch.process);
+    out.process = &scratch.process;
     copy_text(out.dst_ip, ev.dst_ip);
     out.dst_port = ev.dst_port;
     scratch.results.clear();
@@ -114,4 +125,49 @@ void to_c_event(const NetTcpConnect &ev, EventScratch &scratch, connscope_tcp_co
     out.results = scratch.results.data();
 }
 
+thread_local Delivering delivering;
+
+int copy_out(const std::string &text, char *buf, std::size_t len)
+{
+    if (!buf && len)
+        throw Error(EINVAL, "buf is NULL but len is " + std::to_string(len));
+    if (text.size() > static_cast<std::size_t>(INT32_MAX))
+        throw Error(EOVERFLOW, "the text is longer than an int can say");
+    if (len) {
+        const std::size_t n = text.size() < len - 1 ? text.size() : len - 1;
+        std::memcpy(buf, text.data(), n);
+        buf[n] = '\0';
+    }
+    return static_cast<int>(text.size());
+}
+
 } // namespace connscope::capi
+
+extern "C" {
+
+CONNSCOPE_API int connscope_connect_event_json(const connscope_connect_event *ev, char *buf, std::size_t len) noexcept
+{
+    using namespace connscope;
+    using namespace connscope::capi;
+    return guard([&] {
+        if (!ev || ev != delivering.c_event || !delivering.connect)
+            throw Error(EINVAL, "connscope_connect_event_json: ev is not the event of a callback running on this "
+                                "thread; call it from the on_connect callback with the event it received");
+        return copy_out(to_json(*delivering.connect), buf, len);
+    });
+}
+
+CONNSCOPE_API int connscope_tcp_connect_event_json(const connscope_tcp_connect_event *ev, char *buf,
+                                                   std::size_t len) noexcept
+{
+    using namespace connscope;
+    using namespace connscope::capi;
+    return guard([&] {
+        if (!ev || ev != delivering.c_event || !delivering.tcp)
+            throw Error(EINVAL, "connscope_tcp_connect_event_json: ev is not the event of a callback running on "
+                                "this thread; call it from the on_tcp_connect callback with the event it received");
+        return copy_out(to_json(*delivering.tcp), buf, len);
+    });
+}
+
+} // extern "C"

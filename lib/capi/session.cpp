@@ -2,6 +2,7 @@
 // connscope_session_*: the C face of connscope::Session.
 #include "capi.hpp"
 
+#include <connscope/format.hpp>
 #include <connscope/session.hpp>
 
 #include <chrono>
@@ -56,7 +57,7 @@ Filters to_filters(const connscope_filters *f)
     Filters filters;
     if (!f)
         return filters;
-    check_input_struct(f, f->sz, CONNSCOPE_OFFSETOFEND(connscope_filters, port_count), "connscope_filters");
+    check_input_struct(f, f->sz, CONNSCOPE_KNOWN_SIZE(connscope_filters), "connscope_filters");
     if (CONNSCOPE_HAS(f, connscope_filters, exclude_self)) {
         switch (f->exclude_self) {
         case CONNSCOPE_SELF_DEFAULT:
@@ -91,7 +92,7 @@ Options to_options(const connscope_opts *o)
     Options opts;
     if (!o)
         return opts;
-    check_input_struct(o, o->sz, CONNSCOPE_OFFSETOFEND(connscope_opts, filters), "connscope_opts");
+    check_input_struct(o, o->sz, CONNSCOPE_KNOWN_SIZE(connscope_opts), "connscope_opts");
     if (CONNSCOPE_HAS(o, connscope_opts, backends) && o->backends && *o->backends)
         opts.backends = parse_backend_list(o->backends);
     if (CONNSCOPE_HAS(o, connscope_opts, ring_size) && o->ring_size)
@@ -124,6 +125,19 @@ Options to_options(const connscope_opts *o)
         opts.dns.cache.max_entries = o->dns_cache_max_entries;
     if (CONNSCOPE_HAS(o, connscope_opts, filters))
         opts.filters = to_filters(o->filters);
+    if (CONNSCOPE_HAS(o, connscope_opts, log_level) && o->log_level) {
+        if (o->log_level < CONNSCOPE_LOG_ERROR || o->log_level > CONNSCOPE_LOG_DEBUG)
+            throw Error(EINVAL, "connscope_opts.log_level is " + std::to_string(o->log_level) +
+                                    "; use CONNSCOPE_LOG_ERROR (1) to CONNSCOPE_LOG_DEBUG (4), or 0 for the default");
+        opts.log_level = static_cast<LogLevel>(o->log_level);
+    }
+    if (CONNSCOPE_HAS(o, connscope_opts, log) && o->log) {
+        const connscope_log_fn fn = o->log;
+        void *ctx = CONNSCOPE_HAS(o, connscope_opts, log_ctx) ? o->log_ctx : nullptr;
+        opts.on_log = [fn, ctx](LogLevel level, const std::string &message) {
+            fn(static_cast<int>(level), message.c_str(), ctx);
+        };
+    }
     return opts;
 }
 
@@ -131,7 +145,7 @@ void copy_callbacks(const connscope_callbacks *cb, connscope_callbacks &out)
 {
     if (!cb)
         return;
-    check_input_struct(cb, cb->sz, CONNSCOPE_OFFSETOFEND(connscope_callbacks, on_tcp_connect),
+    check_input_struct(cb, cb->sz, CONNSCOPE_KNOWN_SIZE(connscope_callbacks),
                        "connscope_callbacks");
     if (CONNSCOPE_HAS(cb, connscope_callbacks, ctx))
         out.ctx = cb->ctx;
@@ -181,7 +195,11 @@ CONNSCOPE_API int connscope_session_new(const connscope_opts *opts, const connsc
                     return;
                 connscope_connect_event c;
                 to_c_event(ev, self->scratch, c);
-                after_callback(*self, self->callbacks.on_connect(&c, self->callbacks.ctx));
+                const Delivering outer = delivering;
+                delivering = {&c, &ev, nullptr};
+                const int rc = self->callbacks.on_connect(&c, self->callbacks.ctx);
+                delivering = outer;
+                after_callback(*self, rc);
             };
         }
         if (self->callbacks.on_tcp_connect) {
@@ -190,7 +208,11 @@ CONNSCOPE_API int connscope_session_new(const connscope_opts *opts, const connsc
                     return;
                 connscope_tcp_connect_event c;
                 to_c_event(ev, self->scratch, c);
-                after_callback(*self, self->callbacks.on_tcp_connect(&c, self->callbacks.ctx));
+                const Delivering outer = delivering;
+                delivering = {&c, nullptr, &ev};
+                const int rc = self->callbacks.on_tcp_connect(&c, self->callbacks.ctx);
+                delivering = outer;
+                after_callback(*self, rc);
             };
         }
         s->session.emplace(std::move(options));
@@ -248,7 +270,7 @@ CONNSCOPE_API int connscope_session_stats(const connscope_session *s, connscope_
         const Session &session = live(s, "connscope_session_stats");
         if (!out)
             null_argument("connscope_session_stats", "out");
-        prepare_output_struct(out, out->sz, CONNSCOPE_OFFSETOFEND(connscope_stats, callback_errors),
+        prepare_output_struct(out, out->sz, CONNSCOPE_KNOWN_SIZE(connscope_stats),
                               "connscope_stats");
         const Stats st = session.stats();
 #define CONNSCOPE_SET(field)                               \
@@ -260,14 +282,22 @@ CONNSCOPE_API int connscope_session_stats(const connscope_session *s, connscope_
         CONNSCOPE_SET(lost)
         CONNSCOPE_SET(lost_ring_connect)
         CONNSCOPE_SET(lost_ring_dns)
+        CONNSCOPE_SET(decode_errors)
         CONNSCOPE_SET(dns_truncated)
         CONNSCOPE_SET(dns_malformed)
-        CONNSCOPE_SET(dns_tcp_dropped)
-        CONNSCOPE_SET(decode_errors)
-        CONNSCOPE_SET(correlator_evictions)
+        CONNSCOPE_SET(dns_tcp_dropped_bytes)
+        CONNSCOPE_SET(dns_names_evicted)
         CONNSCOPE_SET(callback_errors)
 #undef CONNSCOPE_SET
         return 0;
+    });
+}
+
+CONNSCOPE_API int connscope_session_stats_json(const connscope_session *s, char *buf, std::size_t len) noexcept
+{
+    return guard([&] {
+        const Session &session = live(s, "connscope_session_stats_json");
+        return copy_out(to_json(session.stats(), session.backend().name), buf, len);
     });
 }
 
@@ -277,7 +307,7 @@ CONNSCOPE_API int connscope_session_backend(const connscope_session *s, connscop
         const BackendInfo &info = live(s, "connscope_session_backend").backend();
         if (!out)
             null_argument("connscope_session_backend", "out");
-        prepare_output_struct(out, out->sz, CONNSCOPE_OFFSETOFEND(connscope_backend_info, tried_count),
+        prepare_output_struct(out, out->sz, CONNSCOPE_KNOWN_SIZE(connscope_backend_info),
                               "connscope_backend_info");
         if (CONNSCOPE_HAS(out, connscope_backend_info, name))
             out->name = info.name.c_str();
@@ -305,7 +335,7 @@ CONNSCOPE_API int connscope_session_backend_tried(const connscope_session *s, si
         if (index >= info.tried.size())
             throw Error(ERANGE, "connscope_session_backend_tried: index " + std::to_string(index) +
                                     " is past the " + std::to_string(info.tried.size()) + " backends tried");
-        prepare_output_struct(out, out->sz, CONNSCOPE_OFFSETOFEND(connscope_backend_status, reason),
+        prepare_output_struct(out, out->sz, CONNSCOPE_KNOWN_SIZE(connscope_backend_status),
                               "connscope_backend_status");
         const BackendStatus &b = info.tried[index];
         if (CONNSCOPE_HAS(out, connscope_backend_status, name))

@@ -7,7 +7,7 @@
 #define _GNU_SOURCE
 #include <connscope/connscope.h>
 
-#include "check.h"
+#include "support/check.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -15,6 +15,8 @@
 #define FIELD(type, field)                                                                      \
     printf("  %-22s offset %3zu size %3zu\n", #field, offsetof(struct type, field),             \
            sizeof(((struct type *)0)->field))
+#define CONNSCOPE_STRINGIFY_(x) #x
+#define CONNSCOPE_STRINGIFY(x) CONNSCOPE_STRINGIFY_(x)
 #define CONSTANT(name) printf("#define %s %lld\n", #name, (long long)(name))
 
 int main(void)
@@ -44,6 +46,10 @@ int main(void)
     CONSTANT(CONNSCOPE_SELF_DEFAULT);
     CONSTANT(CONNSCOPE_SELF_EXCLUDE);
     CONSTANT(CONNSCOPE_SELF_INCLUDE);
+    CONSTANT(CONNSCOPE_LOG_ERROR);
+    CONSTANT(CONNSCOPE_LOG_WARNING);
+    CONSTANT(CONNSCOPE_LOG_INFO);
+    CONSTANT(CONNSCOPE_LOG_DEBUG);
     CONSTANT(CONNSCOPE_COMM_LEN);
     CONSTANT(CONNSCOPE_IP_TEXT_LEN);
 
@@ -59,6 +65,9 @@ int main(void)
     FIELD(connscope_opts, dns_cache_grace_s);
     FIELD(connscope_opts, dns_cache_max_entries);
     FIELD(connscope_opts, filters);
+    FIELD(connscope_opts, log);
+    FIELD(connscope_opts, log_ctx);
+    FIELD(connscope_opts, log_level);
 
     STRUCT(connscope_port_range);
     FIELD(connscope_port_range, first);
@@ -87,6 +96,7 @@ int main(void)
     FIELD(connscope_callbacks, on_tcp_connect);
 
     STRUCT(connscope_process);
+    FIELD(connscope_process, size);
     FIELD(connscope_process, timestamp_ns);
     FIELD(connscope_process, cgroup_id);
     FIELD(connscope_process, pid);
@@ -104,6 +114,7 @@ int main(void)
     FIELD(connscope_process, comm);
 
     STRUCT(connscope_address);
+    FIELD(connscope_address, size);
     FIELD(connscope_address, kind);
     FIELD(connscope_address, family);
     FIELD(connscope_address, port);
@@ -144,11 +155,11 @@ int main(void)
     FIELD(connscope_stats, lost);
     FIELD(connscope_stats, lost_ring_connect);
     FIELD(connscope_stats, lost_ring_dns);
+    FIELD(connscope_stats, decode_errors);
     FIELD(connscope_stats, dns_truncated);
     FIELD(connscope_stats, dns_malformed);
-    FIELD(connscope_stats, dns_tcp_dropped);
-    FIELD(connscope_stats, decode_errors);
-    FIELD(connscope_stats, correlator_evictions);
+    FIELD(connscope_stats, dns_tcp_dropped_bytes);
+    FIELD(connscope_stats, dns_names_evicted);
     FIELD(connscope_stats, callback_errors);
 
     STRUCT(connscope_backend_info);
@@ -165,5 +176,17 @@ int main(void)
     FIELD(connscope_backend_status, name);
     FIELD(connscope_backend_status, available);
     FIELD(connscope_backend_status, reason);
+    /* The authoritative last field of each growable struct (connscope.h). */
+#define LAST(type) printf("%s__last_field %s\n", #type, CONNSCOPE_STRINGIFY(type##__last_field))
+    LAST(connscope_filters);
+    LAST(connscope_opts);
+    LAST(connscope_callbacks);
+    LAST(connscope_process);
+    LAST(connscope_address);
+    LAST(connscope_connect_event);
+    LAST(connscope_tcp_connect_event);
+    LAST(connscope_stats);
+    LAST(connscope_backend_info);
+    LAST(connscope_backend_status);
     return 0;
 }

@@ -80,6 +80,16 @@ class BadInput(unittest.TestCase):
                 err = self.bad(flag, says=(flag, "needs a value"))
                 self.assertIn("Try 'connscope-trace --help'", err)
 
+    def test_gnu_long_options(self):
+        # --flag=value is the same as --flag value; a value for a flag that
+        # takes none is refused, and so is an ambiguous prefix.
+        self.bad("--duration=abc", says=("--duration: 'abc' is not a number",))
+        self.bad("--ring-size=5000", says=("ring size 5000",))
+        self.bad("--json=1", says=("option '--json' takes no value",))
+        self.bad("--d", says=("unknown option '--d'",))
+        r = run("--list-backends", "--backend=cgroup", "--duration=1")
+        self.assertNotIn("unknown option", r.stderr)
+
     def test_port_range_backwards(self):
         self.bad("--port", "10-5", says=("--port: 10-5 is an empty range",))
         self.bad("--port", "70000", says=("--port", "is not a number from 0 to 65535"))

@@ -85,7 +85,7 @@ cs_connect_record connect_record()
     std::memcpy(r.proc.comm, "curl", 4);
     r.sockfd = 3;
     r.sock_type = SOCK_STREAM;
-    r.backend = CS_BACKEND_CGROUP;
+    r.hook = CS_HOOK_CGROUP;
     return r;
 }
 

@@ -4,7 +4,7 @@
 #include <connscope/dns.hpp>
 #include <connscope/format.hpp>
 
-#include "decoder.hpp"
+#include "records/decoder.hpp"
 
 #include <cctype>
 #include <cstdint>

@@ -5,7 +5,7 @@
 // tracepoint), and what a backend declares in its gaps.
 #include <catch2/catch.hpp>
 
-#include "harness.hpp"
+#include "support/harness.hpp"
 
 #include <arpa/inet.h>
 #include <cstring>

@@ -3,7 +3,7 @@
 // test knows about itself.
 #include <catch2/catch.hpp>
 
-#include "harness.hpp"
+#include "support/harness.hpp"
 
 #include <arpa/inet.h>
 #include <cstring>

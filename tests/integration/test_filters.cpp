@@ -3,7 +3,7 @@
 // the accounting identity: delivered + lost = produced, exactly.
 #include <catch2/catch.hpp>
 
-#include "harness.hpp"
+#include "support/harness.hpp"
 
 #include <arpa/inet.h>
 #include <fstream>

@@ -4,7 +4,7 @@
 // process and sockfd -1. The tracepoint backend cannot see it (documented gap).
 #include <catch2/catch.hpp>
 
-#include "harness.hpp"
+#include "support/harness.hpp"
 
 #include <arpa/inet.h>
 #include <cstring>

@@ -5,7 +5,7 @@
 // figure too. Benchmarks proper live in bench/.
 #include <catch2/catch.hpp>
 
-#include "harness.hpp"
+#include "support/harness.hpp"
 
 #include <algorithm>
 #include <atomic>

@@ -6,9 +6,10 @@ A child process makes up to N UDP socket+connect+close to 127.0.0.1 as fast
 as it can (for at most a few seconds), traced with a pid filter on that child,
 a one-page ring and DNS off, so the ring overflows. The child waits on its
 stdin until the session is running and prints how many connects it made.
-After it exits and a final drain, the events delivered plus
-stats().lost_ring_connect must equal that count exactly, and lost must be
-above zero. Needs root; run as a script it exits 77 otherwise.
+After it exits and a final drain, the events delivered plus stats().lost
+(ring records lost: lost_ring_connect + lost_ring_dns + decode_errors) must
+equal that count exactly, and lost must be above zero. Needs root; run as a
+script it exits 77 otherwise.
 """
 
 import mmap
@@ -84,14 +85,18 @@ class AccountingTest(unittest.TestCase):
                 count(events)
             st = session.stats()
         print(f"\naccounting: child {child.pid} made {made} connects in "
-              f"{time.monotonic() - started:.2f} s; delivered {delivered} + lost_ring_connect "
-              f"{st.lost_ring_connect} = {delivered + st.lost_ring_connect}; {st}", file=sys.stderr)
-        self.assertEqual(delivered + st.lost_ring_connect, made)
+              f"{time.monotonic() - started:.2f} s; delivered {delivered} + lost "
+              f"{st.lost} = {delivered + st.lost}; {st}", file=sys.stderr)
+        # produced = delivered + lost, with lost itself (records only).
+        self.assertEqual(delivered + st.lost, made)
         self.assertGreater(st.lost, 0, "nothing was lost: the identity was not put to the test")
+        self.assertEqual(st.lost, st.lost_ring_connect + st.lost_ring_dns + st.decode_errors)
+        # DNS is off and every record is well formed: every loss is a full ring.
+        self.assertEqual(st.lost_ring_dns, 0)
+        self.assertEqual(st.decode_errors, 0)
         self.assertEqual(others, 0, "the pid filter let other processes through")
         self.assertEqual(st.events, delivered)
-        self.assertEqual(st.lost_ring_dns, 0)
-        self.assertGreaterEqual(st.lost, st.lost_ring_connect)
+        self.assertEqual(st.callback_errors, 0)
 
 
 if __name__ == "__main__":

@@ -200,8 +200,8 @@ class FilterArgumentTest(unittest.TestCase):
     def test_stats_has_every_loss_field(self):
         # connscope::Stats, field for field (include/connscope/session.hpp).
         want = ["events", "tcp_events", "dns_messages", "lost", "lost_ring_connect", "lost_ring_dns",
-                "dns_truncated", "dns_malformed", "dns_tcp_dropped", "decode_errors",
-                "correlator_evictions", "callback_errors"]
+                "decode_errors", "dns_truncated", "dns_malformed", "dns_tcp_dropped_bytes",
+                "dns_names_evicted", "callback_errors"]
         self.assertEqual(list(connscope.Stats.__dataclass_fields__), want)
         self.assertEqual([name for name, _ in connscope._ffi.Stats._fields_[1:]], want)
 

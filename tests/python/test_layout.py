@@ -22,6 +22,10 @@ def parse(path):
     structs, constants, current = {}, {}, None
     with open(path) as f:
         for line in f:
+            m = re.match(r"(\w+)__last_field (\w+)$", line)
+            if m:
+                structs[m.group(1)]["last_field"] = m.group(2)
+                continue
             m = re.match(r"struct (\w+): size (\d+) align (\d+)", line)
             if m:
                 current = structs[m.group(1)] = {"size": int(m.group(2)), "fields": {}}
@@ -50,6 +54,15 @@ class LayoutTest(unittest.TestCase):
                 self.assertEqual(ctypes.sizeof(cls), want["size"])
                 got = {f: (getattr(cls, f).offset, getattr(cls, f).size) for f, _ in cls._fields_}
                 self.assertEqual(got, want["fields"])
+
+    def test_last_fields(self):
+        # <struct>__last_field names the end of each growable struct; the
+        # ctypes declaration must end there too (nothing missing at the end).
+        growable = {name: s["last_field"] for name, s in self.structs.items() if "last_field" in s}
+        self.assertIn("connscope_opts", growable)
+        for name, last in growable.items():
+            with self.subTest(struct=name):
+                self.assertEqual(_ffi.STRUCTS[name]._fields_[-1][0], last)
 
     def test_constants(self):
         for name, value in self.constants.items():

@@ -2,7 +2,7 @@
 // Ring records built by hand, decoded as the Session decodes them.
 #include <catch2/catch.hpp>
 
-#include "decoder.hpp"
+#include "records/decoder.hpp"
 
 #include <arpa/inet.h>
 #include <cstring>
@@ -38,6 +38,7 @@ cs_connect_record make_connect()
     std::memcpy(r.proc.comm, "curl", 4);
     r.sockfd = 5;
     r.sock_type = SOCK_STREAM;
+    r.hook = CS_HOOK_CGROUP;
     return r;
 }
 
@@ -196,4 +197,18 @@ TEST_CASE("boot time to epoch time saturates instead of overflowing")
     SecuritySocketConnect ev;
     REQUIRE(decode_connect(&r, sizeof(r), 1000, ev));
     CHECK(ev.process.timestamp_ns == UINT64_MAX);
+}
+
+TEST_CASE("a connect record from no known hook is rejected")
+{
+    auto r = make_connect();
+    SecuritySocketConnect ev;
+    for (std::uint16_t hook : {0, CS_HOOK_LAST + 1, 0xffff}) {
+        r.hook = hook;
+        CHECK_FALSE(decode_connect(&r, sizeof(r), 0, ev));
+    }
+    for (std::uint16_t hook = CS_HOOK_LSM; hook <= CS_HOOK_LAST; ++hook) {
+        r.hook = hook;
+        CHECK(decode_connect(&r, sizeof(r), 0, ev));
+    }
 }

@@ -1,13 +1,22 @@
 #!/bin/sh
 # fetch-kernels.sh CACHE_DIR
-# Downloads the newest Debian linux-image-6.1.*-cloud-amd64 and 6.12.*-cloud-amd64
-# and extracts vmlinuz + config into CACHE_DIR/<series>/. Picks names dynamically so
-# the script survives point releases. Exit 77 (meson "skip") if the archive is
-# unreachable. Cached kernels are reused without touching the network.
+# Downloads the newest Debian linux-image-<series>.*-cloud-amd64 of each series the
+# VM suite boots and extracts vmlinuz + config into CACHE_DIR/<series>/. Picks names
+# dynamically so the script survives point releases. Exit 77 (meson "skip") if the
+# archive is unreachable. Cached kernels are reused without touching the network.
 #
-# BPF features seen in the config (checked 2026-11 on 6.1.0-56 and 6.12.117):
-# the script prints them on every run (CONFIG_BPF_LSM, CONFIG_LSM, CONFIG_KPROBES,
-# CONFIG_DEBUG_INFO_BTF) so a future package that drops one is visible in the log.
+# Where each series comes from (checked 2026-12-01):
+#   5.10  Debian 11 bullseye: bullseye + bullseye-security (security has the newest)
+#   6.1   Debian 12 bookworm: the host's own apt sources
+#   6.12  the newest of the host's sources (bookworm-security carries 6.12+deb12) and
+#         trixie + trixie-security (6.12+deb13, newer); bookworm-backports lags both
+# Suites the host does not list are read through a private apt configuration in
+# CACHE_DIR/apt/<name>/ (its own source list, lists and package cache), on the
+# mirror the host's sources use: the host's apt setup is never touched.
+#
+# BPF features seen in the config: printed on every run (CONFIG_BPF_LSM, CONFIG_LSM,
+# CONFIG_KPROBES, CONFIG_DEBUG_INFO_BTF) so a future package that drops one is
+# visible in the log. Debian 11's CONFIG_LSM lacks bpf although CONFIG_BPF_LSM=y.
 set -eu
 [ $# -eq 1 ] || { echo "usage: $0 CACHE_DIR" >&2; exit 2; }
 cache=$1
@@ -15,12 +24,72 @@ mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
 
 skip() { echo "fetch-kernels: SKIP: $*" >&2; exit 77; }
-command -v apt-cache >/dev/null && command -v dpkg-deb >/dev/null ||
-    skip "apt-cache/dpkg-deb not available (not a Debian-like host)"
+command -v apt-cache >/dev/null && command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null ||
+    skip "apt-get/apt-cache/dpkg-deb not available (not a Debian-like host)"
 
-# newest package name of a series; exact "-cloud-amd64" suffix excludes -dbg/-unsigned
-newest() {
-    apt-cache search --names-only "^linux-image-$1\\..*-cloud-amd64\$" 2>/dev/null |
+# series, then the apt configurations to search ("host" or a private one below);
+# the newest package name over all of them wins
+SERIES='5.10 bullseye
+6.1 host
+6.12 host trixie'
+
+# suites of each private configuration: "archive" or "security", then the suite
+suites() {
+    case $1 in
+    bullseye) printf 'archive bullseye\nsecurity bullseye-security\n' ;;
+    trixie) printf 'archive trixie\nsecurity trixie-security\n' ;;
+    *) echo "fetch-kernels: unknown apt configuration $1" >&2; exit 2 ;;
+    esac
+}
+
+# The host's Debian mirrors (its archive and security sites: Origin Debian, or a
+# path ending in /debian, /debian-security), whatever format its sources are in;
+# deb.debian.org when it lists none.
+mirror() {
+    # shellcheck disable=SC2016 # apt's own $(FIELD) syntax
+    apt-get indextargets --format '$(SITE) $(RELEASE) $(ORIGIN)' 2>/dev/null | awk -v want="$1" '
+        $3 != "Debian" && $1 !~ /\/debian(-security)?\/?$/ { next }
+        { sec = ($2 ~ /-security$/) ? "security" : "archive" }
+        sec == want && !seen++ { print $1 }' | grep . ||
+        { [ "$1" = security ] && echo http://deb.debian.org/debian-security || echo http://deb.debian.org/debian; }
+}
+
+# apt CONF CMD ARGS...: run an apt command against configuration CONF
+apt() {
+    conf=$1; shift
+    cmd=$1; shift
+    if [ "$conf" = host ]; then
+        "$cmd" "$@"
+    else
+        d=$cache/apt/$conf
+        "$cmd" -o Dir::Etc::sourcelist="$d/sources.list" -o Dir::Etc::sourceparts=/nonexistent \
+            -o Dir::State::Lists="$d/lists" -o Dir::Cache="$d/cache" "$@"
+    fi
+}
+
+# Refreshes CONF's package lists, once per run. The private ones are always
+# refreshed before use (security suites drop superseded kernels from the pool);
+# the host's only when its lists are empty or a download failed.
+updated=" "
+update() {
+    case $updated in *" $1 "*) return 0 ;; esac
+    updated="$updated$1 "
+    if [ "$1" != host ]; then
+        d=$cache/apt/$1
+        mkdir -p "$d/lists/partial" "$d/cache/archives/partial"
+        keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+        suites "$1" | while read -r kind suite; do
+            echo "deb [signed-by=$keyring] $(mirror "$kind") $suite main"
+        done > "$d/sources.list"
+    fi
+    # a suite that fails (mirror down) is reported; the others still count
+    apt "$1" apt-get update -qq >"$cache/apt-update-$1.log" 2>&1 ||
+        echo "fetch-kernels: apt-get update ($1) reported errors: $(grep -E '^[EW]:' "$cache/apt-update-$1.log" | head -n 3 | tr '\n' ' ')" >&2
+}
+
+# newest package name of a series in CONF; exact "-cloud-amd64" suffix excludes -dbg/-unsigned
+newest_in() {
+    apt "$1" apt-cache search --names-only "^linux-image-$2\\..*-cloud-amd64\$" 2>/dev/null |
         awk '{print $1}' | grep -E -- "-cloud-amd64\$" | sort -V | tail -n 1
 }
 
@@ -29,32 +98,49 @@ features() {
         sed 's/^# \(CONFIG_[A-Z_]*\) is not set/\1=n/' | tr '\n' ' '
 }
 
-updated=no
-for series in 6.1 6.12; do
+# download CONF PKG DIR: fetch the .deb into DIR (apt-get download runs as _apt when root)
+download() {
+    (cd "$3" && apt "$1" apt-get download -qq "$2" >/dev/null 2>&1)
+}
+
+mkdir -p "$cache/apt"
+while read -r series confs; do
     dir=$cache/$series
-    if [ -s "$dir/vmlinuz" ] && [ -s "$dir/package" ]; then
+    if [ -s "$dir/vmlinuz" ] && [ -s "$dir/config" ] && [ -s "$dir/package" ]; then
         echo "fetch-kernels: $series: cached $(cat "$dir/package")"
-    else
-        pkg=$(newest "$series")
-        if [ -z "$pkg" ] && [ $updated = no ]; then
-            # empty package lists (fresh CI container): refresh once
-            apt-get update -qq >/dev/null 2>&1 || skip "apt-get update failed (archive unreachable?)"
-            updated=yes
-            pkg=$(newest "$series")
-        fi
-        [ -n "$pkg" ] || skip "no linux-image-$series.*-cloud-amd64 package in the apt lists"
-        tmp=$(mktemp -d "$cache/.dl.XXXXXX")
-        # apt-get download runs as _apt when root; give it a writable dir
-        chmod 777 "$tmp"
-        (cd "$tmp" && apt-get download -qq "$pkg" >/dev/null 2>&1) ||
-            { rm -rf "$tmp"; skip "apt-get download $pkg failed (archive unreachable?)"; }
-        dpkg-deb -x "$tmp"/*.deb "$tmp/root"
-        mkdir -p "$dir"
-        cp "$tmp"/root/boot/vmlinuz-* "$dir/vmlinuz"
-        cp "$tmp"/root/boot/config-* "$dir/config"
-        echo "$pkg $(dpkg-deb -f "$tmp"/*.deb Version)" > "$dir/package"
-        rm -rf "$tmp"
-        echo "fetch-kernels: $series: downloaded $(cat "$dir/package")"
+        echo "fetch-kernels: $series: $dir/vmlinuz; $(features "$dir/config")"
+        continue
     fi
+    best='' bestconf=''
+    for conf in $confs; do
+        [ "$conf" = host ] || update "$conf"
+        pkg=$(newest_in "$conf" "$series")
+        if [ -z "$pkg" ] && [ "$conf" = host ]; then
+            update host   # empty package lists (fresh CI container)
+            pkg=$(newest_in host "$series")
+        fi
+        [ -n "$pkg" ] || continue
+        if [ -z "$best" ] || [ "$(printf '%s\n%s\n' "$best" "$pkg" | sort -V | tail -n 1)" != "$best" ]; then
+            best=$pkg bestconf=$conf
+        fi
+    done
+    [ -n "$best" ] || skip "no linux-image-$series.*-cloud-amd64 package in the apt lists ($confs)"
+    tmp=$(mktemp -d "$cache/.dl.XXXXXX")
+    chmod 777 "$tmp"
+    if ! download "$bestconf" "$best" "$tmp"; then
+        # stale lists name a package the pool no longer has: refresh, retry once
+        [ "$bestconf" != host ] || update host
+        download "$bestconf" "$best" "$tmp" ||
+            { rm -rf "$tmp"; skip "apt-get download $best ($bestconf) failed (archive unreachable?)"; }
+    fi
+    dpkg-deb -x "$tmp"/*.deb "$tmp/root"
+    mkdir -p "$dir"
+    cp "$tmp"/root/boot/vmlinuz-* "$dir/vmlinuz"
+    cp "$tmp"/root/boot/config-* "$dir/config"
+    echo "$best $(dpkg-deb -f "$tmp"/*.deb Version) $bestconf" > "$dir/package"
+    rm -rf "$tmp"
+    echo "fetch-kernels: $series: downloaded $(cat "$dir/package")"
     echo "fetch-kernels: $series: $dir/vmlinuz; $(features "$dir/config")"
-done
+done <<EOF
+$SERIES
+EOF

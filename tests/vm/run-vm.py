@@ -2,8 +2,12 @@
 """Boot stock Debian kernels in QEMU (TCG) and run commands inside them.
 
   run-vm.py suite --test BIN --trace BIN [--cache DIR] [--workdir DIR]
-      The meson `vm` suite: every backend on 6.1 and 6.12, plus a 6.12 boot
-      without the BPF LSM. Exit 0 ok, 1 failure, 77 no QEMU or no kernels.
+      The meson `vm` suite: one boot per kernel (5.10, 6.1, 6.12) running the
+      integration tests once per backend (the [dns] cases as a job of their own),
+      connscope-trace --list-backends and the trace-dns job (curl resolving a CNAME
+      chain through dnsmasq over UDP and TCP DNS while connscope-trace --json
+      watches), plus a 6.12 boot without the BPF LSM. Boots run side by side, one
+      per host CPU. Exit 0 ok, 1 failure, 77 no QEMU or no kernels.
   run-vm.py shell --kernel 6.12 [--bin FILE]... [--no-bpf-lsm] [--append ARGS] -- CMD...
       Debugging: one command in one VM; prints its output, exits with its status.
 
@@ -13,6 +17,7 @@ be tested on the build host (trampolines refused, no kprobes), hence the VMs.
 import argparse
 import concurrent.futures
 import gzip
+import json
 import os
 import re
 import shlex
@@ -26,17 +31,23 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 QEMU = "qemu-system-x86_64"
-KERNELS = ("6.1", "6.12")
+KERNELS = ("5.10", "6.1", "6.12")
 BACKENDS = ("lsm", "fentry", "kprobe", "cgroup", "tracepoint")
 SKIP = 77
 BEGIN = re.compile(r"@@CONNSCOPE-BEGIN (\S+)@@")
-END = re.compile(r"@@CONNSCOPE-END (\S+) rc=(\d+)@@")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")   # Catch2 colours the console (a tty)
+END = re.compile(r"@@CONNSCOPE-END (\S+) rc=(\d+)(?: start=([\d.]+) end=([\d.]+))?@@")
+# The [dns] cases in the VM: fewer iterations of the ordering stress than on a
+# host (TCG is ~10-50x slower). The VMs have one vCPU, so answer and connect
+# share it there; the cross-CPU order is the host run's to check.
+ORDER_ITERATIONS = "1000"
 
 
 @dataclass
 class Job:
     rc: int | None = None      # None: never finished (timeout, crash)
     output: str = ""
+    seconds: float | None = None   # guest uptime between BEGIN and END
 
 
 @dataclass
@@ -90,7 +101,7 @@ def boot(kernel_dir: Path, base_initrd: Path, jobs: dict[str, str], workdir: Pat
     except subprocess.TimeoutExpired as e:   # run() has killed QEMU already
         raw, result.timed_out = e.stdout or b"", True
     result.seconds = time.monotonic() - start
-    result.console = raw.decode(errors="replace").replace("\r\n", "\n")
+    result.console = ANSI.sub("", raw.decode(errors="replace").replace("\r\n", "\n"))
     (workdir / f"{tag}.console.log").write_text(result.console)
     current = None
     for line in result.console.splitlines(keepends=True):
@@ -102,6 +113,8 @@ def boot(kernel_dir: Path, base_initrd: Path, jobs: dict[str, str], workdir: Pat
             if current is not None:
                 current.output += line[:m.start()]
                 current.rc = int(m[2])
+                if m[3]:
+                    current.seconds = float(m[4]) - float(m[3])
             current = None
         elif current is not None:
             current.output += line
@@ -119,10 +132,23 @@ def config(kernel_dir: Path) -> dict[str, str]:
     return cfg
 
 
-def lsm_without_bpf(kernel_dir: Path) -> str:
-    """The kernel's default LSM order with bpf removed, as an lsm= parameter."""
-    lsms = [x for x in config(kernel_dir).get("CONFIG_LSM", "").split(",") if x and x != "bpf"]
-    return "lsm=" + ",".join(lsms)
+def lsm_param(kernel_dir: Path, bpf: bool) -> str:
+    """An lsm= parameter: the kernel's default LSM order without bpf (bpf=False), or
+    with bpf appended when the default lacks it (Debian 11) and the kernel has
+    CONFIG_BPF_LSM; "" when the default already does."""
+    cfg = config(kernel_dir)
+    default = [x for x in cfg.get("CONFIG_LSM", "").split(",") if x]
+    if not bpf:
+        return "lsm=" + ",".join(x for x in default if x != "bpf")
+    if "bpf" in default or cfg.get("CONFIG_BPF_LSM") != "y":
+        return ""
+    return "lsm=" + ",".join([*default, "bpf"])
+
+
+def active_lsms(b: "Boot") -> list[str]:
+    """The LSMs the booted kernel runs, from /sys/kernel/security/lsm."""
+    m = re.search(r"\blsm=(\S*)", b.booted)
+    return m[1].split(",") if m and m[1] else []
 
 
 def expected_backends(kernel_dir: Path, bpf_lsm_active: bool) -> set[str]:
@@ -174,19 +200,189 @@ def sh(argv, env=None) -> str:
     return exports + "exec " + " ".join(shlex.quote(a) for a in argv) + "\n"
 
 
-def reason(output: str) -> str:
+def reason(output: str, width: int = 160) -> str:
     """The skip reason: a line saying skip/unavailable, else the last line."""
     lines = [l.strip() for l in output.splitlines() if l.strip()]
     for l in reversed(lines):
         if re.search(r"skip|unavailable|not available|unsupported", l, re.I):
-            return l[:160]
-    return lines[-1][:160] if lines else "no reason given"
+            return l[:width]
+    return lines[-1][:width] if lines else "no reason given"
+
+
+# --- Catch2 (v2 console reporter) output --------------------------------------
+RULE = "-" * 79
+DOTS = "." * 79
+DNS_SKIPPED = "[dns] case skipped"   # test_dns.cpp's warning without dnsmasq
+
+
+def catch_summary(output: str) -> tuple[int, int] | None:
+    """(test cases run, failed) from Catch2's last lines, or None if it never got there."""
+    if m := re.search(r"All tests passed \(\d+ assertions? in (\d+) test cases?\)", output):
+        return int(m[1]), 0
+    if m := re.search(r"test cases:\s*(\d+)\s*\|(?:\s*\d+ passed\s*\|)?\s*(\d+) failed", output):
+        return int(m[1]), int(m[2])
+    if "No tests ran" in output or "No test cases matched" in output:
+        return 0, 0
+    return None
+
+
+def catch_failures(output: str) -> dict[str, list[str]]:
+    """Failed test case name -> the first lines of its first failure."""
+    lines = output.splitlines()
+    failed: dict[str, list[str]] = {}
+    i = 0
+    while i < len(lines):
+        if lines[i].strip() != RULE:
+            i += 1
+            continue
+        name = lines[i + 1].strip() if i + 1 < len(lines) else "?"
+        try:   # the block: after the dotted line, up to the next header or summary
+            start = next(j for j in range(i + 1, min(i + 12, len(lines))) if lines[j].strip() == DOTS) + 1
+        except StopIteration:
+            i += 1
+            continue
+        end = next((j for j in range(start, len(lines))
+                    if lines[j].strip() == RULE or lines[j].startswith("=====")), len(lines))
+        block = [l.rstrip() for l in lines[start:end] if l.strip()]
+        at = next((k for k, l in enumerate(block) if "FAILED:" in l), None)
+        if at is not None and name not in failed:
+            upto = next((k for k in range(at + 1, len(block)) if "FAILED:" in block[k]), len(block))
+            failed[name] = block[at:min(upto, at + 8)]
+        i = end
+    return failed
+
+
+def test_notes(label: str, col: str, job: Job, seen: dict) -> list[str]:
+    """What to print for a failed integration job: which test cases failed and how,
+    or, when Catch2 never ran (the session did not start), the first lines. A job
+    that failed like an earlier one of the same boot (seen) is only named."""
+    summary, failures = catch_summary(job.output), catch_failures(job.output)
+    head = f"--- {label} {col}:"
+    if summary:
+        notes = [f"{head} {summary[1]} of {summary[0]} test cases failed (rc={job.rc})"]
+    else:
+        notes = [f"{head} rc={job.rc}, Catch2 did not finish"]
+    # the same test cases failing at the same checks (addresses, pids differ)
+    key = tuple((name, tuple(l for l in lines[:2])) for name, lines in failures.items())
+    if failures and key in seen:
+        notes[0] += f": the same test cases and checks as {seen[key]}"
+        return notes
+    if failures:
+        seen[key] = col
+    for name, lines in failures.items():
+        notes.append(f"  * {name}")
+        notes.extend("      " + l.strip() for l in lines)
+    if not failures:
+        out = [l for l in job.output.splitlines() if l.strip()]
+        notes.extend("    " + l for l in out[:15])
+        if len(out) > 30:
+            notes.append("    ...")
+        notes.extend("    " + l for l in out[max(15, len(out) - 15):])
+    return notes
+
+
+def load_log_job(trace: str) -> str:
+    """What the kernel said when it refused a program: libbpf's own lines about the
+    failure and the last lines of each verifier log (where the verifier says why)."""
+    return shlex.quote(trace) + """ --verbose --list-backends 2>&1 >/dev/null | awk '
+/-- BEGIN PROG LOAD LOG --/ { inlog = 1; n = 0; next }
+/-- END PROG LOAD LOG --/ { inlog = 0; for (i = (n > 4 ? n - 4 : 0); i < n; i++) print "    " buf[i]; next }
+inlog { buf[n++] = $0; next }
+/load failed|failed to load|failed to attach|invalid|unknown func/ { print }'
+"""
+
+
+# --- trace-dns: curl resolves through dnsmasq while connscope-trace watches -----
+DNS_SERVER = "127.0.0.153"
+HTTP_PORT = 8088
+# mode -> (CNAME chain asked by curl, the address its last name has)
+TRACE_DNS = {
+    "udp": (["www.udp.connscope.test", "cdn.udp.connscope.test", "edge.udp.connscope.test"], "127.0.0.88"),
+    "tcp": (["www.tcp.connscope.test", "cdn.tcp.connscope.test", "edge.tcp.connscope.test"], "127.0.0.89"),
+}
+
+
+def trace_dns_job(trace: str) -> str:
+    """dnsmasq on DNS_SERVER, busybox httpd on HTTP_PORT, connscope-trace --json, and
+    curl by name once per mode, in its own mount namespace with a resolv.conf bound
+    over /etc/resolv.conf (use-vc for tcp), as the [dns] tests give their clients."""
+    conf = ["local-ttl=300"]
+    for chain, ip in TRACE_DNS.values():
+        conf += [f"cname={a},{b}" for a, b in zip(chain, chain[1:])]
+        conf.append(f"host-record={chain[-1]},{ip}")
+    curls = "".join(f"""
+echo "== curl http://{chain[0]}:{HTTP_PORT}/ (DNS over {mode})"
+unshare -m sh -c 'mount --bind /tmp/td/resolv-{mode}.conf /etc/resolv.conf && exec curl -sS -o /dev/null \\
+    -w "curl {mode}: http %{{http_code}} from %{{remote_ip}}\\n" --max-time 30 http://{chain[0]}:{HTTP_PORT}/'
+echo "curl {mode} rc=$?"
+""" for mode, (chain, ip) in TRACE_DNS.items())
+    return f"""set -u
+mkdir -p /tmp/td/www && echo connscope > /tmp/td/www/index.html && cd /tmp/td
+cat > dnsmasq.conf <<'EOF'
+{chr(10).join(conf)}
+EOF
+printf 'nameserver {DNS_SERVER}\\noptions timeout:2 attempts:3\\n' > resolv-udp.conf
+printf 'nameserver {DNS_SERVER}\\noptions timeout:2 attempts:3\\noptions use-vc\\n' > resolv-tcp.conf
+dnsmasq --keep-in-foreground --conf-file=/tmp/td/dnsmasq.conf --listen-address={DNS_SERVER} \\
+    --bind-interfaces --no-resolv --no-hosts --port=53 --pid-file= --user=root --log-queries \\
+    --log-facility=/tmp/td/dnsmasq.log &
+dns=$!
+httpd -f -p {HTTP_PORT} -h /tmp/td/www &
+web=$!
+{shlex.quote(trace)} --json > trace.json 2> trace.err &
+tr=$!
+i=0
+while ! grep -q watching trace.err && kill -0 $tr 2>/dev/null && [ $i -lt 600 ]; do usleep 100000; i=$((i+1)); done
+{curls}
+usleep 500000
+kill -TERM $tr; wait $tr; rc=$?
+kill $web $dns 2>/dev/null
+echo "== connscope-trace rc=$rc; stderr:"; cat trace.err
+echo "== dnsmasq log:"; cat dnsmasq.log
+echo "== connscope-trace --json:"; cat trace.json
+exit $rc
+"""
+
+
+def check_trace_dns(job: Job) -> tuple[str, list[str]]:
+    """Each mode's curl connect must be a net_tcp_connect naming its whole chain."""
+    events = []
+    for line in job.output.splitlines():
+        if line.startswith('{"event"'):
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                pass
+    backend = next((e.get("backend") for e in events if e.get("event") == "stats"), None)
+    started = re.search(r"connscope-trace: watching \(backend (\w+)", job.output)
+    notes = [f"backend {backend or (started[1] if started else 'none: connscope-trace did not start')}"]
+    bad = []
+    for mode, (chain, ip) in TRACE_DNS.items():
+        tcp = [e for e in events if e.get("event") == "net_tcp_connect"
+               and e.get("dst_ip") == ip and e.get("dst_port") == HTTP_PORT]
+        curl = re.search(rf"^curl {mode}: .*$", job.output, re.M)
+        curl_rc = re.search(rf"^curl {mode} rc=(\d+)", job.output, re.M)
+        said = f"{curl[0] if curl else 'curl printed nothing'} (rc={curl_rc[1] if curl_rc else '?'})"
+        if not tcp:
+            bad.append(mode)
+            notes.append(f"{mode}: no net_tcp_connect to {ip}:{HTTP_PORT}; {said}")
+        elif tcp[0].get("results") != chain:
+            bad.append(mode)
+            notes.append(f"{mode}: net_tcp_connect {ip}:{HTTP_PORT} by {tcp[0].get('comm')} has results "
+                         f"{tcp[0].get('results')}, want {chain}")
+        else:
+            notes.append(f"{mode}: {ip}:{HTTP_PORT} by {tcp[0].get('comm')} named {' -> '.join(chain)}")
+    if job.rc is None:
+        return "TIMEOUT", notes
+    if bad:
+        return f"FAIL({','.join(bad)})", notes
+    return "pass", notes
 
 
 def cmd_shell(args) -> int:
     cache, workdir = prepare(args)
     kdir = cache / args.kernel
-    append = " ".join(filter(None, [lsm_without_bpf(kdir) if args.no_bpf_lsm else "", args.append]))
+    append = " ".join(filter(None, [lsm_param(kdir, not args.no_bpf_lsm), args.append]))
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     b = boot(kdir, workdir / "base.cpio.gz", {"shell": sh(command)}, workdir, "shell",
              append, args.timeout, int(args.timeout))
@@ -198,65 +394,129 @@ def cmd_shell(args) -> int:
     return 1 if job.rc is None else job.rc
 
 
+@dataclass
+class Plan:
+    label: str
+    kdir: Path
+    append: str
+    jobs: dict[str, str]
+
+
 def cmd_suite(args) -> int:
     args.bin = [args.test, args.trace]
     cache, workdir = prepare(args)
     test, trace = Path(args.test).name, Path(args.trace).name
-    plans = []   # (label, kernel dir, append, jobs, expected backends)
+    plans = []
     for k in KERNELS:
-        jobs = {f"backend-{b}": sh([test], {"CONNSCOPE_TEST_BACKEND": b}) for b in BACKENDS}
+        jobs = {}
+        for b in BACKENDS:
+            jobs[f"backend-{b}"] = sh([test, "--use-colour", "no", "~[dns]~[.]"], {"CONNSCOPE_TEST_BACKEND": b})
+            jobs[f"dns-{b}"] = sh([test, "--use-colour", "no", "[dns]"], {"CONNSCOPE_TEST_BACKEND": b,
+                                                     "CONNSCOPE_ORDER_ITERATIONS": ORDER_ITERATIONS})
         jobs["list-backends"] = sh([trace, "--list-backends"])
+        jobs["load-log"] = load_log_job(trace)   # shown only when a backend is unavailable
+        jobs["trace-dns"] = trace_dns_job(trace)
         jobs["overhead"] = sh([test, "[.overhead]"])  # a measurement, reported, never judged
-        plans.append((k, cache / k, "", jobs, expected_backends(cache / k, True)))
+        # bpf in lsm= wherever the kernel has the BPF LSM (Debian 11 leaves it out)
+        plans.append(Plan(k, cache / k, lsm_param(cache / k, True), jobs))
     k = cache / "6.12"
-    plans.append(("6.12-no-bpf-lsm", k, lsm_without_bpf(k),
-                  {"list-backends": sh([trace, "--list-backends"]),
-                   "trace-auto": sh([trace, "--duration", "1", "--json"])}, set()))
+    plans.append(Plan("6.12-no-bpf-lsm", k, lsm_param(k, False),
+                      {"list-backends": sh([trace, "--list-backends"]),
+                       "trace-auto": sh([trace, "--duration", "1", "--json"])}))
 
-    # TCG uses one host thread per VM; run boots side by side when there are CPUs.
-    with concurrent.futures.ThreadPoolExecutor(max(1, min(len(plans), os.cpu_count() or 1))) as ex:
-        futures = [ex.submit(boot, kdir, workdir / "base.cpio.gz", jobs, workdir, label,
-                             append, args.timeout) for label, kdir, append, jobs, _ in plans]
-        boots = [f.result() for f in futures]
+    # TCG uses one host thread per VM: one boot per host CPU at a time, the boots
+    # with the most jobs first so the short one fills the gap at the end.
+    workers = max(1, min(len(plans), os.cpu_count() or 1))
+    start = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(workers) as ex:
+        futures = {p.label: ex.submit(boot, p.kdir, workdir / "base.cpio.gz", p.jobs, workdir, p.label,
+                                      p.append, args.timeout)
+                   for p in sorted(plans, key=lambda p: -len(p.jobs))}
+        boots = [futures[p.label].result() for p in plans]
+    wall = time.monotonic() - start
 
     failed = False
-    cols = [*BACKENDS, "list-backends", "trace-auto"]
+    cols = [*BACKENDS, *(f"dns-{b}" for b in BACKENDS), "list-backends", "trace-auto", "trace-dns"]
+    job_of = lambda col: f"backend-{col}" if col in BACKENDS else col
     rows, notes = [], []
-    for (label, kdir, append, jobs, want), b in zip(plans, boots):
-        pkg = (kdir / "package").read_text().split()[0] if (kdir / "package").exists() else "?"
-        cells = {}
+    for p, b in zip(plans, boots):
+        pkg = (p.kdir / "package").read_text().split()[0] if (p.kdir / "package").exists() else "?"
+        lsms = active_lsms(b)
+        want = set() if p.label.endswith("no-bpf-lsm") else expected_backends(p.kdir, "bpf" in lsms)
+        notes.append(f"{p.label}: {b.booted or 'never booted'}{'; booted with ' + p.append if p.append else ''}"
+                     f"{' TIMEOUT' if b.timed_out else ''}")
+        cells, skip_reasons = {}, {}
         for name, job in b.jobs.items():
+            if name == "load-log":
+                continue
             if name == "overhead":
-                notes.extend(f"{label} {l}" for l in job.output.splitlines() if l.startswith("overhead:"))
+                notes.extend(f"{p.label} {l}" for l in job.output.splitlines() if l.startswith("overhead:"))
                 continue
             col = name.removeprefix("backend-")
-            if job.rc == 0:
+            backend = col.removeprefix("dns-")
+            if name == "trace-dns":
+                verdict, why = check_trace_dns(job)
+                notes.extend(f"{p.label} trace-dns: {l}" for l in why)
+            elif job.rc == 0:
                 verdict = "pass"
-            elif job.rc == SKIP and name.startswith("backend-"):
+            elif job.rc == SKIP and backend in BACKENDS:
                 verdict = "unavailable"
-                notes.append(f"{label} {col}: unavailable: {reason(job.output)}")
-                if col in want and not args.allow_unavailable:
+                if backend in want and not args.allow_unavailable:
                     verdict = "FAIL(skip)"
-                    notes.append(f"{label} {col}: FAIL: kernel config says it must work")
+                    why = reason(job.output, 400)
+                    notes.append(f"{p.label} {col}: FAIL: unavailable but the kernel config says it must work: "
+                                 + (f"the same reason as {skip_reasons[why]}" if why in skip_reasons else why))
+                    skip_reasons.setdefault(why, col)
+                else:
+                    notes.append(f"{p.label} {col}: unavailable: {reason(job.output)}")
             else:
                 verdict = "TIMEOUT" if job.rc is None else f"FAIL({job.rc})"
+            # A [dns] case without dnsmasq warns and passes: that is not a pass here.
+            if name.startswith("dns-") and job.rc == 0:
+                summary = catch_summary(job.output)
+                if DNS_SKIPPED in job.output or not summary or summary[0] == 0:
+                    verdict = "FAIL(not run)"
+                    notes.append(f"{p.label} {col}: FAIL: the [dns] cases did not run "
+                                 f"({'dnsmasq missing' if DNS_SKIPPED in job.output else 'no test case ran'})")
+            if job.seconds is not None and name.startswith(("backend-", "dns-", "trace-dns")):
+                verdict += f" {job.seconds:.0f}s"
             cells[col] = verdict
-        if label.endswith("no-bpf-lsm"):
+        if p.label.endswith("no-bpf-lsm"):
             for col, msg in check_no_bpf_lsm(b):
                 cells[col] = "FAIL(check)"
-                notes.append(f"{label} {col}: FAIL: {msg}")
-        for col, verdict in cells.items():
-            if verdict.startswith(("FAIL", "TIMEOUT")):
-                failed = True
-                out = b.jobs[col if col in b.jobs else "backend-" + col].output.rstrip().splitlines()
-                notes.append(f"--- {label} {col} output (last 80 lines) ---")
-                notes.extend(out[-80:])
-        rows.append([f"{label} ({pkg.removeprefix('linux-image-')}, {b.seconds:.0f}s)",
+                notes.append(f"{p.label} {col}: FAIL: {msg}")
+        seen = {}   # failures already printed for another backend of this boot
+        for col in cols:
+            verdict = cells.get(col, "-")
+            if not verdict.startswith(("FAIL", "TIMEOUT")):
+                continue
+            failed = True
+            job = b.jobs[job_of(col)]
+            if verdict.startswith("FAIL(skip)"):
+                continue    # its reason is printed above
+            if col in BACKENDS or col.startswith("dns-"):
+                notes.extend(test_notes(p.label, col, job, seen))
+            elif col == "trace-dns":
+                notes.append(f"--- {p.label} {col} output (no dnsmasq log, no security_socket_connect) ---")
+                out = [l for l in job.output.rstrip().splitlines()
+                       if not re.match(r'\{"event":"security_socket_connect"|\w{3} +\d+ [\d:]+ dnsmasq\[', l)]
+                notes.extend(out[-40:])
+            else:
+                notes.append(f"--- {p.label} {col} output (last 40 lines) ---")
+                notes.extend(job.output.rstrip().splitlines()[-40:])
+        lb = b.jobs.get("list-backends", Job()).output
+        if "load-log" in b.jobs and re.search(r"^\w+: unavailable", lb, re.M):
+            notes.append(f"--- {p.label}: why the kernel refused (connscope-trace --verbose --list-backends) ---")
+            notes.extend(b.jobs["load-log"].output.rstrip().splitlines()[:60])
+        rows.append([f"{p.label} ({pkg.removeprefix('linux-image-')}, {b.seconds:.0f}s)",
                      *(cells.get(c, "-") for c in cols)])
 
     width = [max(len(r[i]) for r in rows + [["kernel", *cols]]) for i in range(len(cols) + 1)]
     for r in [["kernel", *cols], *rows]:
-        print("  ".join(c.ljust(w) for c, w in zip(r, width)))
+        print("  ".join(c.ljust(w) for c, w in zip(r, width)).rstrip())
+    print(f"(columns lsm..tracepoint: the integration tests but [dns]; dns-*: the [dns] cases, "
+          f"CONNSCOPE_ORDER_ITERATIONS={ORDER_ITERATIONS}; times are guest seconds per job)")
+    print(f"wall time {wall:.0f}s for {len(plans)} boots, {workers} at a time")
     print("\n".join(notes))
     print(f"console logs: {workdir}")
     return 1 if failed else 0
@@ -280,7 +540,8 @@ def main() -> int:
     p.add_argument("--cache", default=Path.home() / ".cache/connscope-vm",
                    help="kernel cache (env CONNSCOPE_VM_CACHE overrides)")
     p.add_argument("--workdir", help="initramfs and console logs (default: a new temp dir)")
-    p.add_argument("--timeout", type=float, default=600, help="hard limit per boot, seconds")
+    p.add_argument("--timeout", type=float, default=900,
+                   help="hard limit per boot, seconds (a full boot takes ~300-550 s under TCG)")
     sub = p.add_subparsers(dest="mode", required=True)
     s = sub.add_parser("suite")
     s.add_argument("--test", required=True, help="static integration test binary")
@@ -289,8 +550,10 @@ def main() -> int:
                    help="accept skips of backends the kernel config says work")
     s = sub.add_parser("shell")
     s.add_argument("--kernel", choices=KERNELS, default="6.12")
-    s.add_argument("--bin", action="append", default=[], help="static binary to put in PATH")
-    s.add_argument("--no-bpf-lsm", action="store_true", help="boot with lsm= minus bpf")
+    s.add_argument("--bin", action="append", default=[],
+                   help="binary to put in PATH (dynamic ones come with their libraries)")
+    s.add_argument("--no-bpf-lsm", action="store_true",
+                   help="boot with lsm= minus bpf (default: bpf added where the kernel lacks it, as in suite)")
     s.add_argument("--append", default="", help="extra kernel parameters")
     s.add_argument("command", nargs=argparse.REMAINDER)
     args = p.parse_args()

@@ -10,30 +10,39 @@
 Events are SecuritySocketConnect and NetTcpConnect dataclasses whose fields
 have the names of connscope's JSON output. Failures raise connscope.Error,
 whose .code is the library's negative error code and whose message is the
-library's own (what failed, why, and what to do).
+library's own (what failed, why, and what to do). Diagnostics go to the
+log= callable of a Session, at the levels of connscope.LogLevel; without one
+the library is silent.
 
-The library is found through the library= argument, the CONNSCOPE_LIBRARY
-environment variable, or ctypes.util.find_library("connscope").
+The library is, in this order: the library= argument, the CONNSCOPE_LIBRARY
+environment variable, the libconnscope installed with this package (when the
+package was installed by meson), ctypes.util.find_library("connscope").
+`python3 -m connscope` prints what `connscope-trace --json` prints.
 Standard library only. Needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN).
 """
 
 import ctypes
+import enum as _enum
 import errno as _errno
 import os as _os
 import socket as _socket
 from dataclasses import asdict, dataclass, field
-from typing import List, Optional, Union
+from typing import Callable, List, Optional, Union
 
 from . import _ffi
 from ._ffi import (EBACKEND, ECALLBACK, EINTERNAL, EMOVED, ENOBTF, ENOCGROUP2)  # noqa: F401
 
 __all__ = [
     "Session", "Error", "SecuritySocketConnect", "NetTcpConnect", "Stats", "BackendInfo",
-    "BackendStatus", "library_version", "EBACKEND", "ENOCGROUP2", "ENOBTF", "EMOVED",
-    "ECALLBACK", "EINTERNAL",
+    "BackendStatus", "LogLevel", "library_version", "EBACKEND", "ENOCGROUP2", "ENOBTF",
+    "EMOVED", "ECALLBACK", "EINTERNAL",
 ]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+# The oldest library whose C ABI this module declares (0.2 moved the process
+# and address out of the events, behind pointers).
+_ABI_VERSION = (0, 2)
 
 _libs = {}
 
@@ -42,11 +51,17 @@ def _lib(path=None):
     key = _ffi.find_library(path)
     if key not in _libs:
         try:
-            _libs[key] = _ffi.load(key)
-        except OSError as e:
+            lib = _ffi.load(key)
+        except (OSError, AttributeError) as e:
             raise Error(-_errno.ENOENT,
                         f"cannot load libconnscope ({key}): {e}; pass library=, set "
-                        "CONNSCOPE_LIBRARY to the path of libconnscope.so, or install it") from e
+                        "CONNSCOPE_LIBRARY to the path of libconnscope.so.0, or install it") from e
+        version = lib.connscope_version().decode()
+        if tuple(int(x) for x in version.split(".")[:2]) < _ABI_VERSION:
+            raise Error(-_errno.ENOTSUP,
+                        f"{key} is libconnscope {version}; this module needs "
+                        f"{_ABI_VERSION[0]}.{_ABI_VERSION[1]} or later")
+        _libs[key] = lib
     return _libs[key]
 
 
@@ -72,8 +87,26 @@ class Error(Exception):
         return f"connscope.Error({self.code}, {self.message!r})"
 
 
+class LogLevel(_enum.IntEnum):
+    """How much a log callable is told, from the least to the most (CONNSCOPE_LOG_*)."""
+    ERROR = _ffi.LOG_ERROR      # something failed that the caller should know of
+    WARNING = _ffi.LOG_WARNING  # a capability is missing or degraded; the library's default
+    INFO = _ffi.LOG_INFO        # what was chosen and why; each backend's verdict
+    DEBUG = _ffi.LOG_DEBUG      # libbpf's and the kernel's own detail (verifier logs)
+
+
 def _text(b: Optional[bytes]) -> str:
     return b.decode("utf-8", "backslashreplace") if b else ""
+
+
+def _json_text(write, check) -> str:
+    """The whole text of a connscope_*_json call (snprintf-like: it returns the full length)."""
+    buf = ctypes.create_string_buffer(1024)
+    n = check(write(buf, len(buf)))
+    if n >= len(buf):
+        buf = ctypes.create_string_buffer(n + 1)
+        n = check(write(buf, len(buf)))
+    return buf.raw[:n].decode("utf-8", "backslashreplace")
 
 
 @dataclass(frozen=True)
@@ -139,19 +172,23 @@ Event = Union[SecuritySocketConnect, NetTcpConnect]
 
 @dataclass(frozen=True)
 class Stats:
-    """Counters since the session started; produced = delivered + lost."""
-    events: int
-    tcp_events: int
-    dns_messages: int
-    lost: int
-    lost_ring_connect: int
-    lost_ring_dns: int
-    dns_truncated: int
-    dns_malformed: int
-    dns_tcp_dropped: int
-    decode_errors: int
-    correlator_evictions: int
-    callback_errors: int
+    """Counters since the session started, each in one unit (connscope_stats).
+
+    For ring records produced = delivered + lost holds exactly, with
+    lost = lost_ring_connect + lost_ring_dns + decode_errors.
+    """
+    events: int                 # connect events delivered
+    tcp_events: int             # TCP connect events delivered
+    dns_messages: int           # DNS answers parsed and given to the correlator
+    lost: int                   # ring records lost: the next three added up
+    lost_ring_connect: int      # connect records dropped in the kernel: the ring was full
+    lost_ring_dns: int          # DNS records dropped in the kernel: the ring was full
+    decode_errors: int          # ring records delivered that the decoder could not read
+    dns_truncated: int          # DNS records whose payload was longer than dns_payload_max
+    dns_malformed: int          # DNS messages the parser rejected
+    dns_tcp_dropped_bytes: int  # DNS-over-TCP bytes dropped (out of order or over the bound)
+    dns_names_evicted: int      # names the DNS cache evicted to stay in bounds
+    callback_errors: int        # callbacks that failed; their events count as delivered
 
 
 @dataclass(frozen=True)
@@ -194,19 +231,19 @@ def _address(a) -> dict:
         if a.unix_kind == _ffi.UNIX_ABSTRACT:
             path = "@" + path
         return {"family": family, "path": path}
-    return {"family": family, "length": a.addrlen}
+    return {"family": family, "addrlen": a.addrlen}
 
 
 def _connect_event(ev) -> SecuritySocketConnect:
     return SecuritySocketConnect(
-        **_process_fields(ev.process), sockfd=ev.sockfd, type=_text(ev.type_name),
-        remote_addr=_address(ev.remote_addr), toctou=bool(ev.toctou))
+        **_process_fields(ev.process.contents), sockfd=ev.sockfd, type=_text(ev.type_name),
+        remote_addr=_address(ev.remote_addr.contents), toctou=bool(ev.toctou))
 
 
 def _tcp_event(ev) -> NetTcpConnect:
     results = [_text(ev.results[i]) for i in range(ev.result_count)]
     return NetTcpConnect(
-        **_process_fields(ev.process), sockfd=ev.sockfd, dst_ip=_text(ev.dst_ip),
+        **_process_fields(ev.process.contents), sockfd=ev.sockfd, dst_ip=_text(ev.dst_ip),
         dst_port=ev.dst_port, results=results)
 
 
@@ -294,12 +331,19 @@ class Session:
     Session(backend="auto", ring_size=0, max_latency_ms=0, dns=True,
             dns_ports=None, dns_payload_max=0, library=None, *,
             pids=None, uids=None, comms=None, cgroups=None, families=None,
-            ports=None, exclude_self=True)
+            ports=None, exclude_self=True, log=None, log_level=None)
 
     backend is "auto", a name ("cgroup"), a comma list or a list of names;
     zero/None settings take the library defaults (4 MiB ring, 10 ms latency,
     DNS on port 53). Use it as a context manager, or call close().
     Not thread-safe: use a session from one thread at a time.
+
+    log is called as log(level, message) with a LogLevel (an IntEnum) and
+    one line of text, for every diagnostic up to log_level (a LogLevel or
+    int; None: LogLevel.WARNING). It runs inside the calls that make the
+    library work (Session(), set_filters()), on their thread; an exception
+    it raises is raised again by that call once the library has returned.
+    Without log the library is silent.
 
     The filter keywords choose which connects are reported; the kernel drops
     the others before they use ring space. None (or empty) means "any"; a
@@ -319,11 +363,14 @@ class Session:
     def __init__(self, backend: Union[str, List[str]] = "auto", ring_size: int = 0,
                  max_latency_ms: int = 0, dns: bool = True, dns_ports: Optional[List[int]] = None,
                  dns_payload_max: int = 0, library=None, *, pids=None, uids=None, comms=None,
-                 cgroups=None, families=None, ports=None, exclude_self: bool = True):
+                 cgroups=None, families=None, ports=None, exclude_self: bool = True,
+                 log: Optional[Callable[[LogLevel, str], None]] = None,
+                 log_level: Optional[int] = None):
         self._lib = _lib(library)
         self._ptr = None
         self._pending: List[Event] = []
         self._exception: Optional[BaseException] = None
+        self._log_exception: Optional[BaseException] = None
         if not isinstance(backend, str):
             backend = ",".join(backend)
         opts = _ffi.Opts()
@@ -340,7 +387,15 @@ class Session:
         filters = _c_filters(pids=pids, uids=uids, comms=comms, cgroups=cgroups,
                              families=families, ports=ports, exclude_self=exclude_self)
         opts.filters = ctypes.pointer(filters)
-        # The C callbacks must outlive the session: keep them on self.
+        if log_level is not None:
+            opts.log_level = int(log_level)
+        # The C callbacks must outlive the session (the library logs from
+        # set_filters() too): keep them on self. Without log, opts.log stays
+        # NULL and the library says nothing.
+        self._log = log
+        if log is not None:
+            self._on_log = _ffi.LogFn(self._log_cb)
+            opts.log = self._on_log
         self._on_connect = _ffi.ConnectFn(self._connect_cb)
         self._on_tcp_connect = _ffi.TcpConnectFn(self._tcp_cb)
         cb = _ffi.Callbacks()
@@ -348,14 +403,43 @@ class Session:
         cb.on_connect = self._on_connect
         cb.on_tcp_connect = self._on_tcp_connect
         ptr = ctypes.POINTER(_ffi.Session)()
-        self._check(self._lib.connscope_session_new(ctypes.byref(opts), ctypes.byref(cb),
-                                                    ctypes.byref(ptr)))
-        self._ptr = ptr
+        rc = self._lib.connscope_session_new(ctypes.byref(opts), ctypes.byref(cb), ctypes.byref(ptr))
+        if rc == 0:
+            self._ptr = ptr
+        if self._log_exception is not None:
+            self.close()  # the caller never gets this session: do not leave it attached
+        self._raise_log_exception()
+        self._check(rc)
+
+    def _log_cb(self, level, message, _ctx):
+        if self._log_exception is not None:
+            return  # the first failure is the one raised
+        try:
+            try:
+                level = LogLevel(level)
+            except ValueError:
+                pass  # a level newer than this module: given as the int
+            self._log(level, _text(message))
+        except BaseException as e:  # noqa: B036 - re-raised by the call that logged
+            self._log_exception = e
+
+    def _raise_log_exception(self):
+        if self._log_exception is not None:
+            exc, self._log_exception = self._log_exception, None
+            raise exc
+
+    # The conversions of a C event, during its callback. The module's CLI
+    # (__main__.py) turns events into the library's JSON lines instead.
+    def _convert_connect(self, ev):
+        return _connect_event(ev.contents)
+
+    def _convert_tcp(self, ev):
+        return _tcp_event(ev.contents)
 
     # A callback that raises stops the poll (negative return); poll() re-raises.
     def _connect_cb(self, ev, _ctx):
         try:
-            self._pending.append(_connect_event(ev.contents))
+            self._pending.append(self._convert_connect(ev))
             return 0
         except BaseException as e:  # noqa: B036 - re-raised by poll()
             self._exception = e
@@ -363,7 +447,7 @@ class Session:
 
     def _tcp_cb(self, ev, _ctx):
         try:
-            self._pending.append(_tcp_event(ev.contents))
+            self._pending.append(self._convert_tcp(ev))
             return 0
         except BaseException as e:  # noqa: B036
             self._exception = e
@@ -417,7 +501,9 @@ class Session:
         """
         filters = _c_filters(pids=pids, uids=uids, comms=comms, cgroups=cgroups,
                              families=families, ports=ports, exclude_self=exclude_self)
-        self._check(self._lib.connscope_session_set_filters(self._session(), ctypes.byref(filters)))
+        rc = self._lib.connscope_session_set_filters(self._session(), ctypes.byref(filters))
+        self._raise_log_exception()
+        self._check(rc)
 
     def stats(self) -> Stats:
         """The counters."""
@@ -425,6 +511,12 @@ class Session:
         st.sz = ctypes.sizeof(st)
         self._check(self._lib.connscope_session_stats(self._session(), ctypes.byref(st)))
         return Stats(**{name: getattr(st, name) for name, _ in _ffi.Stats._fields_[1:]})
+
+    def stats_json(self) -> str:
+        """The counters as one line of JSON: the "stats" record of `connscope-trace --json`."""
+        s = self._session()
+        return _json_text(lambda buf, n: self._lib.connscope_session_stats_json(s, buf, n),
+                          self._check)
 
     def backend(self) -> BackendInfo:
         """The backend in use and why."""

@@ -38,6 +38,11 @@ UNIX_PATH = 1
 UNIX_ABSTRACT = 2
 UNIX_UNNAMED = 3
 
+LOG_ERROR = 1
+LOG_WARNING = 2
+LOG_INFO = 3
+LOG_DEBUG = 4
+
 
 class PortRange(Structure):
     _fields_ = [
@@ -65,6 +70,9 @@ class Filters(Structure):
     ]
 
 
+LogFn = CFUNCTYPE(None, c_int, c_char_p, c_void_p)
+
+
 class Opts(Structure):
     _fields_ = [
         ("sz", c_size_t),
@@ -78,11 +86,16 @@ class Opts(Structure):
         ("dns_cache_grace_s", c_uint32),
         ("dns_cache_max_entries", c_size_t),
         ("filters", POINTER(Filters)),
+        ("log", LogFn),
+        ("log_ctx", c_void_p),
+        ("log_level", c_int),
     ]
 
 
+# Reached through pointers from the events; size is what the library filled.
 class Process(Structure):
     _fields_ = [
+        ("size", c_uint32),
         ("timestamp_ns", c_uint64),
         ("cgroup_id", c_uint64),
         ("pid", c_uint32),
@@ -103,6 +116,7 @@ class Process(Structure):
 
 class Address(Structure):
     _fields_ = [
+        ("size", c_uint32),
         ("kind", c_int32),
         ("family", c_uint16),
         ("port", c_uint16),
@@ -124,11 +138,11 @@ class ConnectEvent(Structure):
     _fields_ = [
         ("size", c_uint32),
         ("sockfd", c_int32),
-        ("process", Process),
+        ("process", POINTER(Process)),
         ("type", c_int32),
         ("toctou", c_int32),
         ("type_name", c_char_p),
-        ("remote_addr", Address),
+        ("remote_addr", POINTER(Address)),
     ]
 
 
@@ -136,7 +150,7 @@ class TcpConnectEvent(Structure):
     _fields_ = [
         ("size", c_uint32),
         ("sockfd", c_int32),
-        ("process", Process),
+        ("process", POINTER(Process)),
         ("dst_ip", c_char * IP_TEXT_LEN),
         ("dst_port", c_uint16),
         ("results", POINTER(c_char_p)),
@@ -160,8 +174,8 @@ class Callbacks(Structure):
 class Stats(Structure):
     _fields_ = [("sz", c_size_t)] + [(name, c_uint64) for name in (
         "events", "tcp_events", "dns_messages", "lost", "lost_ring_connect", "lost_ring_dns",
-        "dns_truncated", "dns_malformed", "dns_tcp_dropped", "decode_errors",
-        "correlator_evictions", "callback_errors")]
+        "decode_errors", "dns_truncated", "dns_malformed", "dns_tcp_dropped_bytes",
+        "dns_names_evicted", "callback_errors")]
 
 
 class BackendInfo(Structure):
@@ -204,13 +218,39 @@ class Session(Structure):
     """The opaque connscope_session."""
 
 
+def _installed_library():
+    """The library installed with this package, from the generated _install module.
+
+    The relative path first (from this package's directory to the library's,
+    both under the prefix), so a tree copied or staged through DESTDIR loads
+    its own library; then the absolute path. None in the source tree, where
+    there is no _install module.
+    """
+    try:
+        from . import _install
+    except ImportError:
+        return None
+    here = os.path.dirname(os.path.abspath(__file__))
+    for candidate in (os.path.join(here, _install.LIBRARY_RELATIVE), _install.LIBRARY_ABSOLUTE):
+        if os.path.exists(candidate):
+            return os.path.normpath(candidate)
+    return None
+
+
 def find_library(path=None):
-    """The path of libconnscope: path, else $CONNSCOPE_LIBRARY, else the linker's search."""
+    """The path of libconnscope to load.
+
+    path, else $CONNSCOPE_LIBRARY, else the library installed with this
+    package, else the linker's search (ctypes.util.find_library), else the soname.
+    """
     if path:
         return os.fspath(path)
     env = os.environ.get("CONNSCOPE_LIBRARY")
     if env:
         return env
+    installed = _installed_library()
+    if installed:
+        return installed
     found = ctypes.util.find_library("connscope")
     if found:
         return found
@@ -235,6 +275,9 @@ def load(path=None):
         "connscope_session_stats": (c_int, [session_p, POINTER(Stats)]),
         "connscope_session_backend": (c_int, [session_p, POINTER(BackendInfo)]),
         "connscope_session_backend_tried": (c_int, [session_p, c_size_t, POINTER(BackendStatus)]),
+        "connscope_session_stats_json": (c_int, [session_p, POINTER(c_char), c_size_t]),
+        "connscope_connect_event_json": (c_int, [POINTER(ConnectEvent), POINTER(c_char), c_size_t]),
+        "connscope_tcp_connect_event_json": (c_int, [POINTER(TcpConnectEvent), POINTER(c_char), c_size_t]),
     }
     for name, (restype, argtypes) in protos.items():
         fn = getattr(lib, name)

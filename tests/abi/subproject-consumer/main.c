@@ -24,10 +24,10 @@ struct expect {
 static int on_connect(const struct connscope_connect_event *ev, void *ctx)
 {
     struct expect *e = ctx;
-    const struct connscope_address *a = &ev->remote_addr;
+    const struct connscope_address *a = ev->remote_addr;
 
-    if (ev->size >= sizeof(*ev) && ev->process.pid == e->pid && ev->sockfd == e->fd &&
-        ev->process.net_ns == e->net_ns && a->kind == CONNSCOPE_ADDR_INET && a->family == AF_INET6 &&
+    if (ev->size >= sizeof(*ev) && ev->process->pid == e->pid && ev->sockfd == e->fd &&
+        ev->process->net_ns == e->net_ns && a->kind == CONNSCOPE_ADDR_INET && a->family == AF_INET6 &&
         a->port == e->port && strcmp(a->ip_text, "::1") == 0 && !ev->toctou)
         e->seen = 1;
     return 0;

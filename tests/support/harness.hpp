@@ -3,14 +3,17 @@
 // what the test process knows about itself to compare the events with.
 #pragma once
 
+#include "support/loopback.hpp"
+
 #include <connscope/connscope.hpp>
 
 #include <chrono>
 #include <cstdlib>
 #include <functional>
 #include <string>
-#include <netinet/in.h>
 #include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
 #include <vector>
 
 namespace testing {
@@ -28,6 +31,16 @@ inline connscope::Options test_options()
 {
     connscope::Options o;
     o.filters.exclude_self = false;
+    return o;
+}
+
+inline std::uint32_t self_pid() { return static_cast<std::uint32_t>(::getpid()); }
+
+// Only this process's connects: the host's own traffic stays out of the way.
+inline connscope::Options own_options()
+{
+    connscope::Options o = test_options();
+    o.filters.pids = {self_pid()};
     return o;
 }
 
@@ -81,6 +94,10 @@ private:
     }
 };
 
+// Waits for a child to end while draining the session: other work on the
+// host may fill the ring while the child runs. Returns its wait status.
+int wait_child(Recorder &rec, pid_t pid);
+
 // Whether the session's backend says it cannot see what starts with `what`.
 inline bool backend_misses(const connscope::Session &session, const std::string &what)
 {
@@ -88,6 +105,18 @@ inline bool backend_misses(const connscope::Session &session, const std::string 
         if (gap.rfind(what, 0) == 0)
             return true;
     return false;
+}
+
+// The remote endpoint if ev is an AF_INET/AF_INET6 connect.
+const connscope::InetEndpoint *inet(const connscope::SecuritySocketConnect &ev);
+
+// Matches an AF_INET/AF_INET6 connect to port made by process pid.
+inline auto udp_port(std::uint16_t port, std::uint32_t pid = self_pid())
+{
+    return [port, pid](const connscope::SecuritySocketConnect &ev) {
+        auto *ep = inet(ev);
+        return ep && ep->port == port && ev.process.pid == pid;
+    };
 }
 
 // Where the cgroup v2 hierarchy is mounted ("" if nowhere).
@@ -108,24 +137,10 @@ inline std::uint64_t inode_of(const std::string &path)
 // and links), from /proc/self/fdinfo: immune to other BPF users on the host.
 std::vector<std::uint32_t> own_bpf_program_ids();
 
+// Likewise for another process, sorted and without repeats.
+std::vector<std::uint32_t> bpf_program_ids_of(pid_t pid);
+
 // Whether a program with this id is still loaded anywhere on the host.
 bool program_exists(std::uint32_t id);
-
-// A TCP listener on 127.0.0.1 at a port the kernel picks; closed with the object.
-struct TcpListener {
-    int fd = -1;
-    sockaddr_in address{};
-    std::uint16_t port = 0; // host order
-    TcpListener();
-    ~TcpListener();
-    TcpListener(const TcpListener &) = delete;
-    TcpListener &operator=(const TcpListener &) = delete;
-};
-
-// A free TCP/UDP port on loopback: bound once to learn it, then released.
-std::uint16_t free_port(int type);
-
-// The remote endpoint if ev is an AF_INET/AF_INET6 connect.
-const connscope::InetEndpoint *inet(const connscope::SecuritySocketConnect &ev);
 
 } // namespace testing

@@ -109,7 +109,9 @@ bool decode_connect(const void *data, std::size_t size, std::int64_t epoch_offse
     if (size < sizeof(rec))
         return false;
     std::memcpy(&rec, data, sizeof(rec));
-    if (rec.hdr.type != CS_REC_CONNECT || rec.hdr.size != sizeof(rec))
+    // A hook no program of ours has is a corrupt record, not an event.
+    if (rec.hdr.type != CS_REC_CONNECT || rec.hdr.size != sizeof(rec) || rec.hook < CS_HOOK_LSM ||
+        rec.hook > CS_HOOK_LAST)
         return false;
 
     ProcessContext &p = out.process;

@@ -11,7 +11,7 @@
 #define _GNU_SOURCE
 #include <connscope/connscope.h>
 
-#include "check.h"
+#include "support/check.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,10 +40,10 @@ static int record(const struct connscope_connect_event *ev, void *ctx)
     struct seen *s = ctx;
 
     if (s->count < MAX_SEEN) {
-        s->pid[s->count] = ev->process.pid;
-        s->kind[s->count] = ev->remote_addr.kind;
-        s->family[s->count] = ev->remote_addr.family;
-        s->port[s->count] = ev->remote_addr.port;
+        s->pid[s->count] = ev->process->pid;
+        s->kind[s->count] = ev->remote_addr->kind;
+        s->family[s->count] = ev->remote_addr->family;
+        s->port[s->count] = ev->remote_addr->port;
         s->count++;
     }
     return 0;

@@ -193,9 +193,9 @@ std::string to_json(const Stats &s, std::string_view backend)
         .num("lost_ring_dns", s.lost_ring_dns)
         .num("dns_truncated", s.dns_truncated)
         .num("dns_malformed", s.dns_malformed)
-        .num("dns_tcp_dropped", s.dns_tcp_dropped)
+        .num("dns_tcp_dropped_bytes", s.dns_tcp_dropped_bytes)
         .num("decode_errors", s.decode_errors)
-        .num("correlator_evictions", s.correlator_evictions)
+        .num("dns_names_evicted", s.dns_names_evicted)
         .num("callback_errors", s.callback_errors);
     if (!backend.empty())
         j.str("backend", backend);

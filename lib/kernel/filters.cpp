@@ -4,7 +4,7 @@
 #include <connscope/error.hpp>
 
 #include "connscope_connect.skel.h"
-#include "system.hpp"
+#include "error_impl.hpp"
 #include "wire.h"
 
 #include <array>
@@ -59,7 +59,7 @@ void replace_set(bpf_map *map, const std::vector<Key> &keys)
     for (const auto &k : keys)
         if (bpf_map_update_elem(fd, &k, &one, BPF_ANY) != 0)
             throw Error(errno, std::string("filter: updating map ") + bpf_map__name(map) + ": " +
-                                   sys::errno_text(errno));
+                                   errno_text(errno));
 }
 
 } // namespace
@@ -112,7 +112,7 @@ void apply_filters(connscope_connect_bpf *skel, const Filters &f, const std::opt
     replace_set(skel->maps.filter_cgroups, cgroups);
     __u32 zero = 0;
     if (bpf_map_update_elem(bpf_map__fd(skel->maps.filter_config), &zero, &cfg, BPF_ANY) != 0)
-        throw Error(errno, "filter: updating filter_config: " + sys::errno_text(errno));
+        throw Error(errno, "filter: updating filter_config: " + errno_text(errno));
 }
 
 } // namespace connscope::detail

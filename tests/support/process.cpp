@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
+#include "support/process.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <exception>
+#include <sched.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+namespace testing {
+
+std::string read_all(int fd)
+{
+    std::string out;
+    char buf[512];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof(buf))) > 0)
+        out.append(buf, static_cast<std::size_t>(n));
+    return out;
+}
+
+void write_all(int fd, const std::string &s)
+{
+    std::size_t off = 0;
+    while (off < s.size()) {
+        ssize_t n = ::write(fd, s.data() + off, s.size() - off);
+        if (n <= 0)
+            return;
+        off += static_cast<std::size_t>(n);
+    }
+}
+
+std::string in_child(const std::function<std::string()> &body, int timeout_s)
+{
+    int p[2];
+    REQUIRE(::pipe(p) == 0);
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::close(p[0]);
+        ::alarm(static_cast<unsigned>(timeout_s));
+        std::string out;
+        try {
+            out = body();
+        } catch (const std::exception &e) {
+            out = std::string("exception: ") + e.what();
+        }
+        write_all(p[1], out);
+        ::_exit(0);
+    }
+    ::close(p[1]);
+    std::string out = read_all(p[0]);
+    ::close(p[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    INFO("child wrote: " << out);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
+    return out;
+}
+
+void pin_to_cpu(int cpu)
+{
+    if (cpu < 0 || cpu >= static_cast<int>(std::thread::hardware_concurrency()))
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    ::sched_setaffinity(0, sizeof(set), &set);
+}
+
+} // namespace testing

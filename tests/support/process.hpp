@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
+// The child processes tests fork: what they say through a pipe, running a
+// body in one, and pinning one to a CPU.
+#pragma once
+
+#include <functional>
+#include <string>
+
+namespace testing {
+
+// A child's answer over a pipe: everything it wrote until it exited.
+std::string read_all(int fd);
+
+void write_all(int fd, const std::string &s);
+
+// Runs body in a child whose stdout-like result goes to a pipe; returns what
+// it wrote and requires a clean exit. body must not return into Catch.
+std::string in_child(const std::function<std::string()> &body, int timeout_s = 20);
+
+// Keeps the calling process on one CPU; does nothing if there is no such CPU.
+void pin_to_cpu(int cpu);
+
+} // namespace testing
