@@ -104,6 +104,15 @@ struct Corpus {
     std::size_t size() const { return offsets.size() - 1; }
 };
 
+// Scenarios 1-3 measure the entry-bound engine as before max_bytes existed:
+// 1M entries, and a byte bound (4 GiB) they never reach.
+connscope::DnsCacheOptions entry_bound()
+{
+    connscope::DnsCacheOptions o;
+    o.max_bytes = std::size_t{1} << 32;
+    return o;
+}
+
 void row(const char *what, double value, const char *unit, const char *goal, bool met)
 {
     std::printf("%-44s %14.1f %-9s %-12s %s\n", what, value, unit, goal, met ? "met" : "NOT MET");
@@ -128,9 +137,9 @@ int main()
     connscope::DnsMessage message;
     std::uint64_t failures = 0;
     // Parses and observes messages [first, first + count) of a corpus, the
-    // i-th one as index(i); returns messages per second.
+    // i-th one as index(i) from namespace netns_of(i); returns messages per second.
     auto feed = [&](connscope::DnsCorrelator &correlator, const Corpus &corpus, std::size_t count,
-                    auto index) {
+                    auto index, auto netns_of) {
         const auto start = Clock::now();
         for (std::size_t i = 0; i < count; ++i) {
             const std::size_t k = index(i);
@@ -140,26 +149,27 @@ int main()
                 ++failures;
                 continue;
             }
-            correlator.observe(netns, t0 + i, message);
+            correlator.observe(netns_of(i), t0 + i, message);
         }
         return static_cast<double>(count) / seconds_since(start);
     };
+    const auto one_netns = [](std::size_t) { return netns; };
 
     // 1. The common case on a host: the same few thousand names answered
     // again and again (entries exist; their expiry and order are refreshed).
     double repeat_rate = 0;
     {
-        auto correlator = connscope::make_default_correlator();
-        feed(*correlator, chains, 10000, [](std::size_t i) { return i; });
-        repeat_rate = feed(*correlator, chains, 1u << 22, [](std::size_t i) { return (i * 7919) % 10000; });
+        auto correlator = connscope::make_default_correlator(entry_bound());
+        feed(*correlator, chains, 10000, [](std::size_t i) { return i; }, one_netns);
+        repeat_rate = feed(*correlator, chains, 1u << 22, [](std::size_t i) { return (i * 7919) % 10000; }, one_netns);
     }
 
     // 2. Every answer new, at capacity: 4 entries a message overflow the
     // default 1M-entry cache, so every insert also evicts.
     double full_rate = 0;
     {
-        auto correlator = connscope::make_default_correlator();
-        full_rate = feed(*correlator, chains, chains.size(), [](std::size_t i) { return i; });
+        auto correlator = connscope::make_default_correlator(entry_bound());
+        full_rate = feed(*correlator, chains, chains.size(), [](std::size_t i) { return i; }, one_netns);
         std::printf("  at capacity: %llu entries held, %llu evicted\n",
                     static_cast<unsigned long long>(correlator->stats().entries),
                     static_cast<unsigned long long>(correlator->stats().evictions));
@@ -168,11 +178,11 @@ int main()
     // 3. Filling an empty cache with 1M distinct names on 1M distinct
     // addresses (nothing shared: the worst case for memory), then lookups.
     const std::size_t rss_before = rss_bytes();
-    auto correlator = connscope::make_default_correlator();
-    const double fill_rate = feed(*correlator, singles, singles.size(), [](std::size_t i) { return i; });
+    auto correlator = connscope::make_default_correlator(entry_bound());
+    const double fill_rate = feed(*correlator, singles, singles.size(), [](std::size_t i) { return i; }, one_netns);
     const std::size_t rss_after = rss_bytes();
     const auto stats = correlator->stats();
-    const double per_name_stats = static_cast<double>(stats.bytes) / static_cast<double>(stats.entries);
+    const double per_name_stats = static_cast<double>(stats.bytes_allocated) / static_cast<double>(stats.entries);
     const double per_name_rss =
         static_cast<double>(rss_after - rss_before) / static_cast<double>(stats.entries);
 
@@ -196,6 +206,46 @@ int main()
     };
     const double hot_rate = run_lookups(hot_ips, 1u << 24);
     const double random_rate = run_lookups(random_ips, 1u << 22);
+    correlator.reset();
+
+    // 4. Issue 19: one user floods from 1000 network namespaces of its own
+    // (the singles corpus, every answer new) while the host and another user
+    // resolved names just before; default options (32 MiB, 1M entries), with
+    // budgets keyed by the owner of each namespace.
+    constexpr std::uint64_t host_netns = netns, other_netns = 4026540000ULL, flood_base = 4026600000ULL;
+    connscope::DnsCacheOptions budgeted;
+    budgeted.host_netns = host_netns;
+    budgeted.budget_of = [](std::uint64_t ns) -> std::uint64_t { return ns >= flood_base ? 1000 : 2000; };
+    auto shared = connscope::make_default_correlator(budgeted);
+    constexpr std::size_t victims = 5000; // first 5k of chains: 10k addresses, 20k entries each
+    feed(*shared, chains, victims, [](std::size_t i) { return i; }, [](std::size_t) { return host_netns; });
+    feed(*shared, chains, victims, [](std::size_t i) { return i; }, [](std::size_t) { return other_netns; });
+    std::vector<connscope::IpAddress> victim_ips(victims);
+    for (std::size_t i = 0; i < victims; ++i) {
+        const std::uint32_t v = 0x0a000000u + 2 * static_cast<std::uint32_t>(i);
+        const std::uint8_t b[4] = {static_cast<std::uint8_t>(v >> 24), static_cast<std::uint8_t>(v >> 16),
+                                   static_cast<std::uint8_t>(v >> 8), static_cast<std::uint8_t>(v)};
+        victim_ips[i] = connscope::IpAddress::v4(b);
+    }
+    // Flood in slices; after each, one lookup per victim address in both the
+    // host and the other user's namespace.
+    std::size_t victim_lookups = 0, victim_hits = 0;
+    double flood_seconds = 0;
+    const std::size_t slice = 1u << 16;
+    for (std::size_t first = 0; first < singles.size(); first += slice) {
+        const double rate = feed(*shared, singles, slice, [&](std::size_t i) { return first + i; },
+                                 [&](std::size_t i) { return flood_base + (first + i) % 1000; });
+        flood_seconds += static_cast<double>(slice) / rate;
+        for (std::size_t i = 0; i < victims; i += 97) {
+            for (std::uint64_t ns : {host_netns, other_netns}) {
+                ++victim_lookups;
+                victim_hits += shared->lookup(ns, victim_ips[i], t0 + 1).size() == 2;
+            }
+        }
+    }
+    const double flood_rate = static_cast<double>(singles.size()) / flood_seconds;
+    const double hit_pct = 100.0 * static_cast<double>(victim_hits) / static_cast<double>(victim_lookups);
+    const auto fs = shared->stats();
 
     std::printf("\n%-44s %14s %-9s %-12s %s\n", "measure", "value", "unit", "goal", "");
     row("answers parsed+inserted, 10k names repeating", repeat_rate, "msg/s", ">= 1M/s", repeat_rate >= 1e6);
@@ -203,8 +253,20 @@ int main()
     row("answers parsed+inserted, all new, evicting", full_rate, "msg/s", ">= 1M/s", full_rate >= 1e6);
     row("lookups, 1024 hot addresses", hot_rate, "/s", ">= 10M/s", hot_rate >= 1e7);
     row("lookups, random over 1M addresses", random_rate, "/s", ">= 10M/s", random_rate >= 1e7);
-    row("bytes per cached name (stats().bytes)", per_name_stats, "B", "<= 256 B", per_name_stats <= 256);
+    row("bytes per cached name (bytes_allocated)", per_name_stats, "B", "<= 256 B", per_name_stats <= 256);
     row("bytes per cached name (RSS delta)", per_name_rss, "B", "<= 256 B", per_name_rss <= 256);
+    row("answers, flood from 1000 netns of one user", flood_rate, "msg/s", ">= 1M/s", flood_rate >= 1e6);
+    row("other users' and host's lookups hitting", hit_pct, "%", "100 %", victim_hits == victim_lookups);
+    row("stats().bytes at the bound (max 32 MiB)", static_cast<double>(fs.bytes) / 1048576.0, "MiB",
+        "<= 32 MiB", fs.bytes <= budgeted.max_bytes);
+    row("stats().bytes_allocated after the flood", static_cast<double>(fs.bytes_allocated) / 1048576.0,
+        "MiB", "", true);
+    std::printf("  flood: %llu entries (host %llu), %llu evicted own budget, %llu global, %llu expired, "
+                "%llu budget groups\n",
+                static_cast<unsigned long long>(fs.entries), static_cast<unsigned long long>(fs.host_entries),
+                static_cast<unsigned long long>(fs.evicted_budget),
+                static_cast<unsigned long long>(fs.evicted_global), static_cast<unsigned long long>(fs.expired),
+                static_cast<unsigned long long>(fs.budget_groups));
     std::printf("\n%llu names held, %llu answers, %zu names found, %llu parse failures\n",
                 static_cast<unsigned long long>(stats.entries),
                 static_cast<unsigned long long>(stats.answers), found,

@@ -94,7 +94,15 @@ Session::Impl::Impl(Options opts) : options(std::move(opts))
                                                            bpf_map__fd(backend.skel->maps.lost_counts));
         info.dns = dns_capture->status();
         detail::LogScope::emit(dns_capture->on() ? LogLevel::info : LogLevel::warning, "DNS capture " + info.dns);
-        correlator = options.dns.correlator ? options.dns.correlator : make_default_correlator(options.dns.cache);
+        if (options.dns.correlator) {
+            correlator = options.dns.correlator;
+        } else {
+            // The host's own names get the reserve no other namespace can take.
+            DnsCacheOptions cache = options.dns.cache;
+            if (!cache.host_netns)
+                cache.host_netns = host::own_netns_inode();
+            correlator = make_default_correlator(cache);
+        }
     } else {
         info.dns = "off (disabled by the options)";
         correlator = options.dns.correlator;

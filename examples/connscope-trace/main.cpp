@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
 // connscope-trace: every connect() on the host, one line per event.
+#include "json_out.hpp"
+
 #include <connscope/connscope.hpp>
 
 #include <atomic>
@@ -13,6 +15,7 @@
 #include <getopt.h>
 #include <string>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <vector>
 
 namespace {
@@ -313,18 +316,21 @@ int main(int argc, char **argv)
         return list_backends();
 
     const bool json = args.json;
-    args.options.on_connect = [json](const connscope::SecuritySocketConnect &ev) {
+    // --json goes through its own buffer, never stdio: one write(2) per poll()
+    // return (or per full buffer) instead of formatting and a stdio call per event.
+    trace::JsonOut out(STDOUT_FILENO, json ? 256 * 1024 : 0);
+    args.options.on_connect = [json, &out](const connscope::SecuritySocketConnect &ev) {
         if (json) {
-            std::puts(connscope::to_json(ev).c_str());
+            out.event(ev);
             return;
         }
         std::printf("%s connect fd=%d %s %s%s\n", process_text(ev.process).c_str(), ev.sockfd,
                     connscope::socket_type_name(ev.type).c_str(), connscope::to_string(ev.remote_addr).c_str(),
                     ev.toctou ? " (toctou)" : "");
     };
-    args.options.on_tcp_connect = [json](const connscope::NetTcpConnect &ev) {
+    args.options.on_tcp_connect = [json, &out](const connscope::NetTcpConnect &ev) {
         if (json) {
-            std::puts(connscope::to_json(ev).c_str());
+            out.event(ev);
             return;
         }
         std::string names;
@@ -350,13 +356,15 @@ int main(int argc, char **argv)
 
         auto print_stats = [&] {
             auto stats = session.stats();
-            if (json)
-                std::puts(connscope::to_json(stats, b.name).c_str());
-            else
+            if (json) {
+                out.line(connscope::to_json(stats, b.name));
+                out.flush();
+            } else {
                 std::fprintf(stderr, "connscope-trace: %llu events, %llu lost (backend %s)\n",
                              static_cast<unsigned long long>(stats.events),
                              static_cast<unsigned long long>(stats.lost), b.name.c_str());
-            std::fflush(stdout);
+                std::fflush(stdout);
+            }
         };
         const auto start = std::chrono::steady_clock::now();
         auto deadline = start + std::chrono::milliseconds(static_cast<long long>(args.duration * 1000));
@@ -375,10 +383,20 @@ int main(int argc, char **argv)
                 wait = std::min(wait, left);
             }
             session.poll(wait);
-            std::fflush(stdout);
+            if (json) {
+                out.flush();
+                if (out.failed())
+                    break;
+            } else {
+                std::fflush(stdout);
+            }
         }
         session.consume(); // drain what arrived before the stop
         print_stats();
+        if (out.failed()) {
+            std::fprintf(stderr, "connscope-trace: writing the JSON output: %s\n", std::strerror(out.error()));
+            return 1;
+        }
     } catch (const connscope::Error &e) {
         std::fprintf(stderr, "connscope-trace: %s\n", e.what());
         return 1;

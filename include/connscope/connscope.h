@@ -252,7 +252,11 @@ struct connscope_opts {
     uint32_t dns_payload_max;
     /** Seconds a DNS name stays valid beyond its TTL (at least the grace). 0: 60. */
     uint32_t dns_cache_grace_s;
-    /** Most (namespace, address, name) entries the DNS cache holds. 0: 1048576. */
+    /**
+     * Most (namespace, address, name) entries the DNS cache holds. 0: 1048576.
+     * A bound of 32 MiB on the cache's bytes applies as well; the Session's own
+     * network namespace keeps a reserve no other namespace can take.
+     */
     size_t dns_cache_max_entries;
     /**
      * Which connects to report. NULL: every connect but the session owner's

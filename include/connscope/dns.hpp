@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -75,9 +76,25 @@ CONNSCOPE_API DnsParseError parse_dns_message(const std::uint8_t *data, std::siz
 /** Counters a correlator reports; they appear in Session::stats(). */
 struct DnsCorrelatorStats {
     std::uint64_t answers = 0;   /**< Messages observed. */
-    std::uint64_t evictions = 0; /**< Entries dropped because the cache was full (LRU). */
+    /** Entries dropped for room (LRU): evicted_budget + evicted_global; expiry is not counted here. */
+    std::uint64_t evictions = 0;
     std::uint64_t entries = 0;   /**< Names held now. */
-    std::uint64_t bytes = 0;     /**< Approximate memory held now. */
+    /**
+     * Bytes charged for the entries held now; never above DnsCacheOptions::max_bytes
+     * in the default correlator (see there for what is charged).
+     */
+    std::uint64_t bytes = 0;
+    /** Entries a budget group over its share evicted from itself. */
+    std::uint64_t evicted_budget = 0;
+    /** Entries evicted because the cache (or its non-host pool) was full. */
+    std::uint64_t evicted_global = 0;
+    /** Entries removed because they expired (max(TTL, grace) passed). */
+    std::uint64_t expired = 0;
+    std::uint64_t host_entries = 0; /**< Of entries, those of DnsCacheOptions::host_netns. */
+    std::uint64_t host_bytes = 0;   /**< Of bytes, those of DnsCacheOptions::host_netns. */
+    std::uint64_t budget_groups = 0; /**< Budget groups holding entries now, the host's included. */
+    /** Memory the cache has allocated (slabs and indexes at their capacity, name text): >= what is live. */
+    std::uint64_t bytes_allocated = 0;
 };
 
 /**
@@ -110,7 +127,32 @@ public:
     virtual DnsCorrelatorStats stats() const { return {}; }
 };
 
-/** Settings of the default correlator. */
+/**
+ * Settings of the default correlator.
+ *
+ * @par Budgets: no namespace can blind another
+ * Every answer belongs to a budget group. The answers of host_netns form the
+ * host's group; any other network namespace belongs to the group
+ * budget_of(netns) names (when budget_of is empty, each namespace is its own
+ * group). Because an unprivileged user can make any number of network
+ * namespaces (`unshare -U -r -n`), budget_of should map a namespace to
+ * something such a user cannot multiply: the owner (uid) of its user namespace,
+ * or the top-level user namespace below the initial one. Then:
+ * - the host's group may use the whole cache, and at least host_reserve_percent
+ *   of it (entries and bytes) is kept for it: the other groups together never
+ *   hold more than the rest (their "pool");
+ * - when the pool is full, a group over budget_share_percent of the cache evicts
+ *   its own least recently used entries (counted in evicted_budget); a group
+ *   within its share evicts the pool's least recently used entries of groups
+ *   over their share, else the pool's least recently used entry
+ *   (evicted_global);
+ * - the host evicts from the pool first when the whole cache is full, then its
+ *   own oldest; the others take from the host only what the host holds above
+ *   its reserve (both evicted_global).
+ * So a flood from any number of namespaces of one group evicts only that
+ * group's names while other groups are within their shares; several groups
+ * flooding at once, each within its share, share the pool in LRU order.
+ */
 struct DnsCacheOptions {
     /**
      * Names stay valid for max(TTL, grace) after the answer. Real clients
@@ -119,6 +161,27 @@ struct DnsCacheOptions {
     std::chrono::seconds grace{60};
     /** The most (namespace, address, name) entries held; least recently used go first. */
     std::size_t max_entries = 1u << 20;
+    /**
+     * The most bytes held. Each entry is charged as if it had its address and
+     * name to itself: the entry, its address group, its name slot, the name's
+     * text past 48 bytes (as a malloc chunk), and its share of the three hash
+     * indexes at their lowest load. That is never below what the entries use.
+     */
+    std::size_t max_bytes = std::size_t{32} << 20;
+    /** Inode number of the host's network namespace; 0 = unknown (no reserve). */
+    std::uint64_t host_netns = 0;
+    /** Percent of max_entries and max_bytes kept for host_netns (0..100); unused when host_netns is 0. */
+    unsigned host_reserve_percent = 25;
+    /** Percent of max_entries and max_bytes a budget group other than the host's may hold when the pool is full (1..100). */
+    unsigned budget_share_percent = 25;
+    /**
+     * The budget group of a network namespace other than host_netns; empty
+     * means each namespace is its own group. Called inside observe(), on the
+     * observing thread, whenever an answer adds an address the namespace does
+     * not hold yet (an address keeps the group it was added in); it must not
+     * throw nor call back into the correlator.
+     */
+    std::function<std::uint64_t(std::uint64_t netns)> budget_of;
 };
 
 /**
@@ -132,9 +195,11 @@ struct DnsCacheOptions {
  *   valid for that address, without duplicates.
  * - An IPv4-mapped IPv6 address is looked up as IPv4.
  * - A name expires max(TTL, grace) after its answer was received.
- * - At most options.max_entries entries; the least recently used are evicted
- *   and counted.
- * @throws Error EINVAL when max_entries is 0.
+ * - At most options.max_entries entries and options.max_bytes bytes, shared
+ *   between budget groups as DnsCacheOptions describes; every eviction is
+ *   counted by reason.
+ * @throws Error EINVAL when max_entries is 0, max_bytes is below 4096,
+ *   host_reserve_percent is above 100 or budget_share_percent is 0 or above 100.
  */
 CONNSCOPE_API std::unique_ptr<DnsCorrelator> make_default_correlator(const DnsCacheOptions &options = {});
 

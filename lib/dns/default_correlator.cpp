@@ -1,3 +1,4 @@
+#include "chains.hpp"
 #include "index_table.hpp"
 
 #include <connscope/dns.hpp>
@@ -8,18 +9,12 @@
 #include <chrono>
 #include <cstring>
 #include <string_view>
+#include <unordered_map>
 
 namespace connscope {
 namespace dns {
 namespace {
 
-// Real resolvers give up on chains far shorter than this; it bounds the work
-// a hostile message can cause per record.
-constexpr std::size_t max_chain = 16;
-// Messages have one question; more are legal but rare and cost a pass each.
-constexpr std::size_t max_questions = 8;
-// Above this many CNAMEs, chain links are found by binary search.
-constexpr std::size_t linear_cname_limit = 16;
 constexpr std::uint64_t ns_per_s = 1000000000ULL;
 // Expired entries removed from the LRU tail per observe(): keeps memory near
 // the live set without a timer.
@@ -60,7 +55,8 @@ struct alignas(64) Name {
         size = static_cast<std::uint32_t>(s.size());
         return heap_bytes();
     }
-    std::size_t heap_bytes() const noexcept
+    std::size_t heap_bytes() const noexcept { return heap_bytes_for(size); }
+    static constexpr std::size_t heap_bytes_for(std::size_t size) noexcept
     {
         // A malloc chunk: the bytes plus an 8-byte header, rounded to 16.
         return size > inline_capacity ? ((size + 8 + 15) & ~std::size_t{15}) : 0;
@@ -74,15 +70,27 @@ struct alignas(64) Name {
 };
 static_assert(sizeof(Name) == 64, "a name slot is one cache line");
 
-// 32 bytes: IpAddress is 17 bytes with alignment 1.
+// 40 bytes: IpAddress is 17 bytes with alignment 1.
 struct Group {
     std::uint64_t netns = 0;
     IpAddress ip;
     std::uint32_t head = nil_id; // newest entry; next free slot when free
+    std::uint32_t budget = nil_id;
 };
 
-// 32 bytes. Links are slab indices: half the size of pointers and stable
-// across reallocation.
+// Who pays for an entry. Budget 0 is the host's; the others are made on first
+// use and freed with their last entry, so namespaces that come and go leave
+// nothing behind.
+struct Budget {
+    std::uint64_t key = 0;
+    std::uint64_t entries = 0;
+    std::uint64_t bytes = 0;
+    std::uint32_t head = nil_id, tail = nil_id; // own LRU, most recent first; head = next free
+};
+
+// 40 bytes. Links are slab indices: half the size of pointers and stable
+// across reallocation. Each entry is on its address's list, its budget's LRU,
+// and (unless it is the host's) the LRU of the pool all other budgets share.
 //
 // Recency is kept CLOCK-style: a use sets `referenced` instead of moving the
 // entry in the LRU list, and eviction gives referenced entries at the tail a
@@ -94,8 +102,30 @@ struct Entry {
     std::uint32_t name = nil_id;
     std::uint32_t group = nil_id;
     std::uint32_t gprev = nil_id, gnext = nil_id; // within the group, newest first
-    std::uint32_t lprev = nil_id, lnext = nil_id; // global LRU, most recent first; lnext = next free
+    std::uint32_t bprev = nil_id, bnext = nil_id; // budget LRU, most recent first
+    std::uint32_t pprev = nil_id, pnext = nil_id; // pool LRU, most recent first; pnext = next free
 };
+
+// What max_bytes charges an entry: as if its group and name were its own, and
+// with 8-byte index slots at the lowest load a table has (3/8, just after it
+// doubled). An upper bound of what the entries hold, whatever they share.
+constexpr std::size_t index_slot_charge = (8 * 8 + 2) / 3;
+constexpr std::size_t entry_charge(std::size_t name_size)
+{
+    return sizeof(Entry) + sizeof(Group) + sizeof(Name) + Name::heap_bytes_for(name_size) +
+           3 * index_slot_charge;
+}
+constexpr std::size_t min_max_bytes = 4096;
+
+// An LRU list threaded through one pair of an entry's links.
+struct ListLinks {
+    std::uint32_t Entry::*prev;
+    std::uint32_t Entry::*next;
+};
+constexpr ListLinks budget_links{&Entry::bprev, &Entry::bnext};
+constexpr ListLinks pool_links{&Entry::pprev, &Entry::pnext};
+
+enum class Why { budget, global, expired };
 
 IpAddress normalized(const IpAddress &ip)
 {
@@ -110,12 +140,28 @@ public:
     explicit DefaultCorrelator(const DnsCacheOptions &options)
         : grace_s_(options.grace.count() < 0 ? 0 : static_cast<std::uint64_t>(options.grace.count())),
           max_entries_(std::min<std::size_t>(options.max_entries, nil_id - 1)),
+          max_bytes_(options.max_bytes),
+          host_netns_(options.host_netns),
+          budget_of_(options.budget_of),
           seed_(mix64(static_cast<std::uint64_t>(
                           std::chrono::steady_clock::now().time_since_epoch().count()) ^
                       reinterpret_cast<std::uintptr_t>(this)))
     {
         if (options.max_entries == 0)
             throw Error(EINVAL, "default DNS correlator: max_entries is 0; it must be at least 1");
+        if (options.max_bytes < min_max_bytes)
+            throw Error(EINVAL, "default DNS correlator: max_bytes is " + std::to_string(options.max_bytes) +
+                                    "; it must be at least 4096");
+        if (options.host_reserve_percent > 100)
+            throw Error(EINVAL, "default DNS correlator: host_reserve_percent is above 100");
+        if (options.budget_share_percent == 0 || options.budget_share_percent > 100)
+            throw Error(EINVAL, "default DNS correlator: budget_share_percent must be 1..100");
+        const unsigned reserve = host_netns_ ? options.host_reserve_percent : 0;
+        pool_entries_ = max_entries_ - percent(max_entries_, reserve);
+        pool_bytes_ = max_bytes_ - percent(max_bytes_, reserve);
+        share_entries_ = percent(max_entries_, options.budget_share_percent);
+        share_bytes_ = percent(max_bytes_, options.budget_share_percent);
+        budgets_.emplace_back(); // the host's
     }
 
     ~DefaultCorrelator() override
@@ -132,18 +178,7 @@ public:
     DnsCorrelatorStats stats() const override;
 
 private:
-    struct Binding {
-        IpAddress ip;
-        std::uint32_t first; // into chain_
-        std::uint32_t count;
-        std::uint32_t ttl;
-    };
-
-    void build_bindings(const DnsMessage &m);
     bool refresh_if_current(std::uint32_t group, const Binding &b, std::uint64_t expiry_ns);
-    std::size_t find_cname(const DnsMessage &m, const std::string &key, bool by_target) const;
-    bool in_chain(std::size_t first, const std::string &name) const;
-    void add_binding(const IpAddress &ip, std::size_t first, std::size_t count, std::uint32_t ttl);
 
     void upsert(std::uint64_t netns, const IpAddress &key, std::uint32_t group_hash,
                 std::string_view name, std::uint64_t expiry_ns);
@@ -154,36 +189,55 @@ private:
     std::uint32_t name_hash(std::string_view name) const;
     static std::uint32_t entry_hash(std::uint32_t group, std::uint32_t name);
 
-    void remove_entry(std::uint32_t e);
-    void evict_lru();
+    static std::size_t percent(std::size_t of, unsigned pct)
+    {
+        return of / 100 * pct + of % 100 * pct / 100; // of * pct / 100 without overflow
+    }
+    std::uint32_t find_budget(std::uint64_t netns);
+    std::uint32_t make_budget(std::uint64_t key);
+    bool over_share(std::uint32_t b, std::size_t charge) const
+    {
+        return budgets_[b].entries + 1 > share_entries_ || budgets_[b].bytes + charge > share_bytes_;
+    }
+    bool make_room(std::uint32_t b, std::size_t charge);
+    void remove_entry(std::uint32_t e, Why why);
+    bool evict_own(std::uint32_t b, Why why);
+    void release_if_empty(std::uint32_t b);
+    bool evict_pool();
     void reap(std::uint64_t now_ns, int budget);
-    void lru_unlink(std::uint32_t e);
-    void lru_push_front(std::uint32_t e);
+    void unlink(std::uint32_t e, ListLinks l, std::uint32_t &head, std::uint32_t &tail);
+    void push_front(std::uint32_t e, ListLinks l, std::uint32_t &head, std::uint32_t &tail);
     void group_unlink(std::uint32_t e);
     void group_push_front(std::uint32_t e);
 
 
     const std::uint64_t grace_s_;
     const std::size_t max_entries_;
+    const std::size_t max_bytes_;
+    const std::uint64_t host_netns_;
+    const std::function<std::uint64_t(std::uint64_t)> budget_of_;
     const std::uint64_t seed_;
+    std::size_t pool_entries_ = 0, pool_bytes_ = 0;   // what all but the host may hold
+    std::size_t share_entries_ = 0, share_bytes_ = 0; // one budget's share when the pool is full
 
     std::vector<Name> names_;
     std::vector<Group> groups_;
     std::vector<Entry> entries_;
     std::uint32_t free_name_ = nil_id, free_group_ = nil_id, free_entry_ = nil_id;
     IndexTable name_index_, group_index_, entry_index_;
-    std::uint32_t lru_head_ = nil_id, lru_tail_ = nil_id;
+    std::vector<Budget> budgets_;
+    std::unordered_map<std::uint64_t, std::uint32_t> budget_index_;
+    std::uint32_t free_budget_ = nil_id;
+    std::uint32_t pinned_budget_ = nil_id; // the one being inserted into: not freed while empty
+    std::uint32_t pool_head_ = nil_id, pool_tail_ = nil_id;
+    std::size_t pool_count_ = 0, pool_charged_ = 0;
+    std::size_t total_charged_ = 0;
     std::size_t name_heap_bytes_ = 0;
 
     std::uint64_t answers_ = 0;
-    std::uint64_t evictions_ = 0;
+    std::uint64_t evicted_budget_ = 0, evicted_global_ = 0, expired_ = 0;
 
-    // Scratch reused by every observe() so the common path does not allocate.
-    std::vector<std::uint32_t> cnames_, addrs_;
-    std::vector<std::uint32_t> by_name_, by_target_;
-    std::vector<char> used_;
-    std::vector<const std::string *> chain_;
-    std::vector<Binding> bindings_;
+    ChainBuilder chains_; // reused by every observe() so the common path does not allocate
 };
 
 std::uint32_t DefaultCorrelator::group_hash(std::uint64_t netns, const IpAddress &key) const
@@ -226,21 +280,47 @@ std::uint32_t DefaultCorrelator::find_entry(std::uint32_t group, std::uint32_t n
     });
 }
 
-void DefaultCorrelator::lru_unlink(std::uint32_t e)
+void DefaultCorrelator::unlink(std::uint32_t e, ListLinks l, std::uint32_t &head, std::uint32_t &tail)
 {
     Entry &x = entries_[e];
-    (x.lprev == nil_id ? lru_head_ : entries_[x.lprev].lnext) = x.lnext;
-    (x.lnext == nil_id ? lru_tail_ : entries_[x.lnext].lprev) = x.lprev;
-    x.lprev = x.lnext = nil_id;
+    (x.*l.prev == nil_id ? head : entries_[x.*l.prev].*l.next) = x.*l.next;
+    (x.*l.next == nil_id ? tail : entries_[x.*l.next].*l.prev) = x.*l.prev;
+    x.*l.prev = x.*l.next = nil_id;
 }
 
-void DefaultCorrelator::lru_push_front(std::uint32_t e)
+void DefaultCorrelator::push_front(std::uint32_t e, ListLinks l, std::uint32_t &head, std::uint32_t &tail)
 {
     Entry &x = entries_[e];
-    x.lprev = nil_id;
-    x.lnext = lru_head_;
-    (lru_head_ == nil_id ? lru_tail_ : entries_[lru_head_].lprev) = e;
-    lru_head_ = e;
+    x.*l.prev = nil_id;
+    x.*l.next = head;
+    (head == nil_id ? tail : entries_[head].*l.prev) = e;
+    head = e;
+}
+
+std::uint32_t DefaultCorrelator::find_budget(std::uint64_t netns)
+{
+    if (host_netns_ != 0 && netns == host_netns_)
+        return 0;
+    // Asked every time: an inode can be reused by a namespace of another owner.
+    const std::uint64_t key = budget_of_ ? budget_of_(netns) : netns;
+    const auto it = budget_index_.find(key);
+    return it == budget_index_.end() ? make_budget(key) : it->second;
+}
+
+std::uint32_t DefaultCorrelator::make_budget(std::uint64_t key)
+{
+    std::uint32_t b;
+    if (free_budget_ != nil_id) {
+        b = free_budget_;
+        free_budget_ = budgets_[b].head;
+    } else {
+        b = static_cast<std::uint32_t>(budgets_.size());
+        budgets_.emplace_back();
+    }
+    budgets_[b] = Budget{};
+    budgets_[b].key = key;
+    budget_index_.emplace(key, b);
+    return b;
 }
 
 void DefaultCorrelator::group_unlink(std::uint32_t e)
@@ -266,14 +346,33 @@ void DefaultCorrelator::group_push_front(std::uint32_t e)
     g.head = e;
 }
 
-void DefaultCorrelator::remove_entry(std::uint32_t e)
+void DefaultCorrelator::remove_entry(std::uint32_t e, Why why)
 {
-    lru_unlink(e);
     group_unlink(e);
     Entry &x = entries_[e];
     entry_index_.erase(entry_hash(x.group, x.name), e);
 
     const std::uint32_t g = x.group;
+    const std::uint32_t bi = groups_[g].budget;
+    Budget &b = budgets_[bi];
+    const std::size_t charge = entry_charge(names_[x.name].size);
+    unlink(e, budget_links, b.head, b.tail);
+    --b.entries;
+    b.bytes -= charge;
+    total_charged_ -= charge;
+    if (bi != 0) {
+        unlink(e, pool_links, pool_head_, pool_tail_);
+        --pool_count_;
+        pool_charged_ -= charge;
+        if (bi != pinned_budget_)
+            release_if_empty(bi);
+    }
+    switch (why) {
+    case Why::budget: ++evicted_budget_; break;
+    case Why::global: ++evicted_global_; break;
+    case Why::expired: ++expired_; break;
+    }
+
     if (groups_[g].head == nil_id) {
         group_index_.erase(group_hash(groups_[g].netns, groups_[g].ip), g);
         groups_[g].head = free_group_;
@@ -289,35 +388,93 @@ void DefaultCorrelator::remove_entry(std::uint32_t e)
         free_name_ = n;
     }
     x.name = x.group = nil_id;
-    x.lnext = free_entry_;
+    x.pnext = free_entry_;
     free_entry_ = e;
 }
 
-void DefaultCorrelator::evict_lru()
+void DefaultCorrelator::release_if_empty(std::uint32_t bi)
 {
-    for (int chances = 0; lru_tail_ != nil_id; ++chances) {
-        const std::uint32_t e = lru_tail_;
+    Budget &b = budgets_[bi];
+    if (bi == 0 || b.entries != 0)
+        return;
+    budget_index_.erase(b.key);
+    b.head = free_budget_;
+    free_budget_ = bi;
+}
+
+// CLOCK over one budget's list: referenced entries at the tail get a second
+// chance (bounded), then the tail goes.
+bool DefaultCorrelator::evict_own(std::uint32_t bi, Why why)
+{
+    Budget &b = budgets_[bi];
+    for (int chances = 0; b.tail != nil_id; ++chances) {
+        const std::uint32_t e = b.tail;
         if (entries_[e].referenced && chances < max_second_chances) {
             entries_[e].referenced = 0;
-            lru_unlink(e);
-            lru_push_front(e);
+            unlink(e, budget_links, b.head, b.tail);
+            push_front(e, budget_links, b.head, b.tail);
             continue;
         }
-        remove_entry(e);
-        ++evictions_;
-        return;
+        remove_entry(e, why);
+        return true;
     }
+    return false;
+}
+
+// CLOCK over the pool, sparing entries of budgets within their share while
+// the chances last: room comes first from whoever holds too much.
+bool DefaultCorrelator::evict_pool()
+{
+    for (int chances = 0; pool_tail_ != nil_id; ++chances) {
+        const std::uint32_t e = pool_tail_;
+        Entry &x = entries_[e];
+        const bool spare = x.referenced || !over_share(groups_[x.group].budget, 0);
+        if (spare && chances < max_second_chances) {
+            x.referenced = 0;
+            unlink(e, pool_links, pool_head_, pool_tail_);
+            push_front(e, pool_links, pool_head_, pool_tail_);
+            continue;
+        }
+        remove_entry(e, Why::global);
+        return true;
+    }
+    return false;
+}
+
+// Frees room for one entry of `charge` bytes in budget `b` (see
+// DnsCacheOptions); false when there is none to be had.
+bool DefaultCorrelator::make_room(std::uint32_t b, std::size_t charge)
+{
+    if (b != 0) {
+        while (pool_count_ + 1 > pool_entries_ || pool_charged_ + charge > pool_bytes_) {
+            if (!((over_share(b, charge) && evict_own(b, Why::budget)) || evict_pool()))
+                return false;
+        }
+    }
+    // For another budget this takes only what the host holds above its
+    // reserve: the pool is within its bound here.
+    while (entry_index_.size() + 1 > max_entries_ || total_charged_ + charge > max_bytes_) {
+        const bool done = b == 0 ? evict_pool() || evict_own(0, Why::budget)
+                                 : evict_own(0, Why::global) || evict_own(b, Why::budget);
+        if (!done)
+            return false;
+    }
+    return true;
 }
 
 void DefaultCorrelator::reap(std::uint64_t now_ns, int budget)
 {
-    while (budget-- > 0 && lru_tail_ != nil_id && entries_[lru_tail_].expiry_ns <= now_ns)
-        remove_entry(lru_tail_);
+    for (int i = budget; i-- > 0 && pool_tail_ != nil_id && entries_[pool_tail_].expiry_ns <= now_ns;)
+        remove_entry(pool_tail_, Why::expired);
+    Budget &host = budgets_[0];
+    for (int i = budget; i-- > 0 && host.tail != nil_id && entries_[host.tail].expiry_ns <= now_ns;)
+        remove_entry(host.tail, Why::expired);
 }
 
 void DefaultCorrelator::upsert(std::uint64_t netns, const IpAddress &key, std::uint32_t ghash,
                                std::string_view name, std::uint64_t expiry_ns)
 {
+    // An existing address keeps the budget it was made in.
     const std::uint32_t nhash = name_hash(name);
     std::uint32_t g = find_group(ghash, netns, key);
     std::uint32_t n = find_name(nhash, name);
@@ -333,8 +490,18 @@ void DefaultCorrelator::upsert(std::uint64_t netns, const IpAddress &key, std::u
             return;
         }
     }
-    if (entry_index_.size() >= max_entries_) {
-        evict_lru();
+    const std::uint32_t b = g != nil_id ? groups_[g].budget : find_budget(netns);
+    const std::size_t charge = entry_charge(name.size());
+    if (entry_index_.size() + 1 > max_entries_ || total_charged_ + charge > max_bytes_ ||
+        (b != 0 && (pool_count_ + 1 > pool_entries_ || pool_charged_ + charge > pool_bytes_))) {
+        pinned_budget_ = b;
+        const bool room = make_room(b, charge);
+        pinned_budget_ = nil_id;
+        if (!room) {
+            ++evicted_global_; // not admitted: counted as evicted at once
+            release_if_empty(b);
+            return;
+        }
         // The eviction may have freed this group or name.
         g = find_group(ghash, netns, key);
         n = find_name(nhash, name);
@@ -350,6 +517,7 @@ void DefaultCorrelator::upsert(std::uint64_t netns, const IpAddress &key, std::u
         groups_[g].netns = netns;
         groups_[g].ip = key;
         groups_[g].head = nil_id;
+        groups_[g].budget = b;
         group_index_.insert(ghash, g);
     }
     if (n == nil_id) {
@@ -368,7 +536,7 @@ void DefaultCorrelator::upsert(std::uint64_t netns, const IpAddress &key, std::u
     std::uint32_t e;
     if (free_entry_ != nil_id) {
         e = free_entry_;
-        free_entry_ = entries_[e].lnext;
+        free_entry_ = entries_[e].pnext;
     } else {
         e = static_cast<std::uint32_t>(entries_.size());
         entries_.emplace_back();
@@ -381,116 +549,15 @@ void DefaultCorrelator::upsert(std::uint64_t netns, const IpAddress &key, std::u
     ++names_[n].refs;
     entry_index_.insert(entry_hash(g, n), e);
     group_push_front(e);
-    lru_push_front(e);
-}
-
-std::size_t DefaultCorrelator::find_cname(const DnsMessage &m, const std::string &key,
-                                          bool by_target) const
-{
-    const auto field = [&](std::uint32_t i) -> const std::string & {
-        return by_target ? m.answers[i].target : m.answers[i].name;
-    };
-    if (cnames_.size() <= linear_cname_limit) {
-        for (std::uint32_t i : cnames_)
-            if (field(i) == key)
-                return i;
-        return SIZE_MAX;
-    }
-    const auto &sorted = by_target ? by_target_ : by_name_;
-    auto it = std::lower_bound(sorted.begin(), sorted.end(), key,
-                               [&](std::uint32_t i, const std::string &k) { return field(i) < k; });
-    return (it != sorted.end() && field(*it) == key) ? *it : SIZE_MAX;
-}
-
-bool DefaultCorrelator::in_chain(std::size_t first, const std::string &name) const
-{
-    for (std::size_t i = first; i < chain_.size(); ++i)
-        if (*chain_[i] == name)
-            return true;
-    return false;
-}
-
-void DefaultCorrelator::add_binding(const IpAddress &ip, std::size_t first, std::size_t count,
-                                    std::uint32_t ttl)
-{
-    bindings_.push_back(Binding{ip, static_cast<std::uint32_t>(first),
-                                static_cast<std::uint32_t>(count), ttl});
-}
-
-// Turns the answer section into (address, name chain, ttl) bindings. Chains
-// are followed from each question forward through the CNAMEs, so record order
-// in the message does not matter; records no question leads to get the chain
-// that leads backwards to them.
-void DefaultCorrelator::build_bindings(const DnsMessage &m)
-{
-    cnames_.clear();
-    addrs_.clear();
-    chain_.clear();
-    bindings_.clear();
-    for (std::uint32_t i = 0; i < m.answers.size(); ++i)
-        (m.answers[i].type == DnsType::cname ? cnames_ : addrs_).push_back(i);
-    if (addrs_.empty())
-        return;
-    if (cnames_.size() > linear_cname_limit) {
-        by_name_ = cnames_;
-        by_target_ = cnames_;
-        const auto &a = m.answers;
-        // Stable, so the first of duplicate CNAMEs wins as in the linear scan.
-        std::stable_sort(by_name_.begin(), by_name_.end(),
-                         [&](std::uint32_t x, std::uint32_t y) { return a[x].name < a[y].name; });
-        std::stable_sort(by_target_.begin(), by_target_.end(),
-                         [&](std::uint32_t x, std::uint32_t y) { return a[x].target < a[y].target; });
-    }
-    used_.assign(addrs_.size(), 0);
-
-    const std::size_t nq = std::min(m.questions.size(), max_questions);
-    for (std::size_t q = 0; q < nq; ++q) {
-        const std::string &question = m.questions[q];
-        if (std::find(m.questions.begin(), m.questions.begin() + q, question) !=
-            m.questions.begin() + q)
-            continue;
-        const std::size_t first = chain_.size();
-        chain_.push_back(&question);
-        std::uint32_t ttl = UINT32_MAX;
-        while (chain_.size() - first < max_chain) {
-            const std::size_t c = find_cname(m, *chain_.back(), false);
-            if (c == SIZE_MAX || in_chain(first, m.answers[c].target))
-                break;
-            ttl = std::min(ttl, m.answers[c].ttl);
-            chain_.push_back(&m.answers[c].target);
-        }
-        const std::string &owner = *chain_.back();
-        bool any = false;
-        for (std::size_t k = 0; k < addrs_.size(); ++k) {
-            const DnsRecord &r = m.answers[addrs_[k]];
-            // A record reached from two questions binds to both chains.
-            if (r.name != owner)
-                continue;
-            used_[k] = 1;
-            // Every address of the owner shares the one chain.
-            add_binding(r.address, first, chain_.size() - first, std::min(ttl, r.ttl));
-            any = true;
-        }
-        if (!any)
-            chain_.resize(first);
-    }
-
-    for (std::size_t k = 0; k < addrs_.size(); ++k) {
-        if (used_[k])
-            continue;
-        const DnsRecord &r = m.answers[addrs_[k]];
-        const std::size_t first = chain_.size();
-        chain_.push_back(&r.name);
-        std::uint32_t ttl = r.ttl;
-        while (chain_.size() - first < max_chain) {
-            const std::size_t c = find_cname(m, *chain_.back(), true);
-            if (c == SIZE_MAX || in_chain(first, m.answers[c].name))
-                break;
-            ttl = std::min(ttl, m.answers[c].ttl);
-            chain_.push_back(&m.answers[c].name);
-        }
-        std::reverse(chain_.begin() + static_cast<std::ptrdiff_t>(first), chain_.end());
-        add_binding(r.address, first, chain_.size() - first, ttl);
+    Budget &bu = budgets_[b];
+    push_front(e, budget_links, bu.head, bu.tail);
+    ++bu.entries;
+    bu.bytes += charge;
+    total_charged_ += charge;
+    if (b != 0) {
+        push_front(e, pool_links, pool_head_, pool_tail_);
+        ++pool_count_;
+        pool_charged_ += charge;
     }
 }
 
@@ -500,7 +567,7 @@ bool DefaultCorrelator::refresh_if_current(std::uint32_t group, const Binding &b
 {
     std::uint32_t e = groups_[group].head;
     for (std::uint32_t i = 0; i < b.count; ++i, e = entries_[e].gnext)
-        if (e == nil_id || names_[entries_[e].name].text() != *chain_[b.first + i])
+        if (e == nil_id || names_[entries_[e].name].text() != chains_.name(b.first + i))
             return false;
     e = groups_[group].head;
     for (std::uint32_t i = 0; i < b.count; ++i, e = entries_[e].gnext) {
@@ -514,10 +581,10 @@ void DefaultCorrelator::observe(std::uint64_t netns, std::uint64_t time_ns, cons
 {
     ++answers_;
     reap(time_ns, reap_per_observe);
-    build_bindings(answer);
+    chains_.build(answer);
     // Inserting moves names to the front of their address's list, so walking
     // backwards leaves the first chain's question name first.
-    for (auto b = bindings_.rbegin(); b != bindings_.rend(); ++b) {
+    for (auto b = chains_.bindings().rbegin(); b != chains_.bindings().rend(); ++b) {
         const IpAddress key = normalized(b->ip);
         const std::uint32_t ghash = group_hash(netns, key);
         const std::uint64_t life_s = std::max<std::uint64_t>(b->ttl, grace_s_);
@@ -527,7 +594,7 @@ void DefaultCorrelator::observe(std::uint64_t netns, std::uint64_t time_ns, cons
         if (g != nil_id && refresh_if_current(g, *b, expiry))
             continue;
         for (std::uint32_t i = b->count; i-- > 0;)
-            upsert(netns, key, ghash, *chain_[b->first + i], expiry);
+            upsert(netns, key, ghash, chains_.name(b->first + i), expiry);
     }
 }
 
@@ -546,7 +613,7 @@ std::vector<std::string> DefaultCorrelator::lookup(std::uint64_t netns, const Ip
     for (std::uint32_t e = groups_[g].head; e != nil_id;) {
         const std::uint32_t next = entries_[e].gnext;
         if (entries_[e].expiry_ns <= now_ns) {
-            remove_entry(e); // frees the group with its last entry; next is then nil
+            remove_entry(e, Why::expired); // frees the group with its last entry; next is then nil
         } else {
             out.emplace_back(names_[entries_[e].name].text());
             entries_[e].referenced = 1;
@@ -560,11 +627,20 @@ DnsCorrelatorStats DefaultCorrelator::stats() const
 {
     DnsCorrelatorStats s;
     s.answers = answers_;
-    s.evictions = evictions_;
+    s.evicted_budget = evicted_budget_;
+    s.evicted_global = evicted_global_;
+    s.evictions = evicted_budget_ + evicted_global_;
+    s.expired = expired_;
     s.entries = entry_index_.size();
-    s.bytes = sizeof(*this) + names_.capacity() * sizeof(Name) + groups_.capacity() * sizeof(Group) +
-              entries_.capacity() * sizeof(Entry) + name_index_.bytes() + group_index_.bytes() +
-              entry_index_.bytes() + name_heap_bytes_;
+    s.bytes = total_charged_;
+    s.host_entries = budgets_[0].entries;
+    s.host_bytes = budgets_[0].bytes;
+    s.budget_groups = budget_index_.size() + (budgets_[0].entries ? 1 : 0);
+    // The budget map's nodes: a key, a value, a next pointer and a cached hash, as a malloc chunk.
+    s.bytes_allocated = sizeof(*this) + names_.capacity() * sizeof(Name) + groups_.capacity() * sizeof(Group) +
+                        entries_.capacity() * sizeof(Entry) + budgets_.capacity() * sizeof(Budget) +
+                        budget_index_.bucket_count() * sizeof(void *) + budget_index_.size() * 48 +
+                        name_index_.bytes() + group_index_.bytes() + entry_index_.bytes() + name_heap_bytes_;
     return s;
 }
 

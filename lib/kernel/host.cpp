@@ -9,6 +9,7 @@
 #include <sstream>
 #include <sys/utsname.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
 #include <zlib.h>
@@ -140,6 +141,12 @@ std::uint32_t kernel_thread_size()
         return base;
     }();
     return size;
+}
+
+std::uint64_t own_netns_inode()
+{
+    struct stat st {};
+    return ::stat("/proc/self/ns/net", &st) == 0 ? static_cast<std::uint64_t>(st.st_ino) : 0;
 }
 
 bool tracefs_has_connect_event()

@@ -14,6 +14,10 @@ std::optional<std::string> cgroup2_mount();
 
 bool kernel_has_btf();
 
+// The inode of this process's network namespace (what events carry as
+// ns.net), or 0 when /proc cannot say.
+std::uint64_t own_netns_inode();
+
 // The running kernel's release, as uname -r prints it.
 std::string kernel_release();
 

@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
-"""connscope-trace's command line: bad input, help, a real run, SIGINT, no privilege.
+"""connscope-trace's command line: bad input, help, a real run, SIGINT, no privilege,
+and the buffered --json output (contract keys in order, the latency bound, and
+every event at SIGINT, SIGTERM and --duration end).
 
 Usage: test_cli.py PATH-TO-connscope-trace [unittest arguments]
 (or CONNSCOPE_TRACE=PATH). Bad input and --help need no privilege; the run,
@@ -10,6 +12,7 @@ wrong, why, and what to do.
 
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -207,6 +210,168 @@ class Run(unittest.TestCase):
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn("auto: none", r.stdout)
         self.assertIn("missing CAP_BPF", r.stdout)
+
+
+# The --json contract (lib/records/format.cpp, docs/guide.md): keys in this order.
+PROCESS_KEYS = ["timestamp", "pid", "tid", "ppid", "uid", "gid", "comm", "cgroup_id", "mnt_ns", "net_ns",
+                "pid_ns", "user_ns", "uts_ns", "ipc_ns", "cgroup_ns"]
+CONTRACT_KEYS = {
+    "security_socket_connect": ["event", *PROCESS_KEYS, "sockfd", "type", "remote_addr", "toctou"],
+    "net_tcp_connect": ["event", *PROCESS_KEYS, "sockfd", "dst_ip", "dst_port", "results"],
+    "stats": ["event", "events", "lost", "tcp_events", "dns_messages", "lost_ring_connect", "lost_ring_dns",
+              "dns_truncated", "dns_malformed", "dns_tcp_dropped_bytes", "decode_errors", "dns_names_evicted",
+              "callback_errors", "backend"],
+}
+
+
+def ordered_lines(text):
+    """Each line as a list of (key, value) pairs in the order printed; fails on a line that is not JSON."""
+    assert text.endswith("\n"), f"output does not end with a newline: {text[-200:]!r}"
+    return [json.loads(line, object_pairs_hook=list) for line in text.split("\n")[:-1]]
+
+
+def tcp_connect(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.connect(("127.0.0.1", port))
+
+
+class LineReader:
+    """Reads a child's stdout without blocking, line by line, with a deadline."""
+
+    def __init__(self, p):
+        self.fd = p.stdout.fileno()
+        self.buf = b""
+
+    def until(self, pred, timeout):
+        """Reads lines until pred(line) holds; returns (line, seconds waited) or (None, timeout)."""
+        start = time.monotonic()
+        while True:
+            while b"\n" in self.buf:
+                line, self.buf = self.buf.split(b"\n", 1)
+                if pred(json.loads(line)):
+                    return line, time.monotonic() - start
+            left = timeout - (time.monotonic() - start)
+            if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+                return None, timeout
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                return None, timeout
+            self.buf += chunk
+
+    def rest(self):
+        while chunk := os.read(self.fd, 65536):
+            self.buf += chunk
+        return self.buf.decode()
+
+
+@unittest.skipUnless(IS_ROOT, "loads BPF programs: needs root")
+class JsonOutput(unittest.TestCase):
+    """The buffered --json writer: the contract's keys in order, output within
+    the latency bound while running, and everything at SIGINT, SIGTERM and --duration end."""
+
+    def start(self, *args):
+        p = subprocess.Popen([TRACE, "--json", "--no-dns", *args], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, bufsize=0)
+        self.addCleanup(lambda: (p.poll() is None and p.kill(), p.wait(), p.stdout.close(), p.stderr.close()))
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            line = p.stderr.readline().decode()
+            if not line:
+                raise AssertionError(f"connscope-trace exited early (status {p.wait()})")
+            if "DNS capture" in line:
+                return p
+        raise AssertionError("connscope-trace did not start watching")
+
+    def check_contract(self, text, port, connects):
+        records = ordered_lines(text)
+        for rec in records:
+            keys = [k for k, _ in rec]
+            self.assertEqual(keys, CONTRACT_KEYS[rec[0][1]], rec)
+        mine = [dict(r) for r in records if r[0][1] != "stats" and dict(r)["pid"] == os.getpid()]
+        self.assertEqual(sum(1 for r in mine if r["event"] == "security_socket_connect"), connects, text[-2000:])
+        for r in mine:
+            if r["event"] == "security_socket_connect":
+                self.assertEqual([k for k, _ in r["remote_addr"]], ["family", "ip", "port"])
+                self.assertEqual(dict(r["remote_addr"])["port"], port)
+            else:
+                self.assertEqual(r["dst_port"], port)
+        stats = dict(records[-1])
+        self.assertEqual(stats["event"], "stats")
+        self.assertEqual(stats["lost"], 0)
+        self.assertEqual(stats["events"], sum(1 for r in records if r[0][1] == "security_socket_connect"))
+        self.assertEqual(stats["tcp_events"], sum(1 for r in records if r[0][1] == "net_tcp_connect"))
+        return mine
+
+    def test_tcp_and_udp_records_have_the_contract_keys_in_order(self):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(8)
+            port = listener.getsockname()[1]
+            p = self.start("--duration", "2", "--port", str(port))
+            tcp_connect(port)
+            udp_connect(port)
+            out, err = p.communicate(timeout=20)
+        self.assertEqual(p.returncode, 0, err)
+        mine = self.check_contract(out.decode(), port, 2)
+        self.assertEqual(sorted(r["event"] for r in mine),
+                         ["net_tcp_connect", "security_socket_connect", "security_socket_connect"])
+        tcp = [r for r in mine if r["event"] == "net_tcp_connect"][0]
+        self.assertEqual((tcp["dst_ip"], tcp["results"]), ("127.0.0.1", []))
+
+    def test_events_arrive_within_the_latency_bound(self):
+        # Printed while the tool runs, not at exit: each connect's line must
+        # come before the next connect is made. The bound is --max-latency-ms
+        # plus slack for a loaded machine.
+        port = free_port()
+        p = self.start("--max-latency-ms", "10", "--port", str(port))
+        reader = LineReader(p)
+        waits = []
+        for _ in range(5):
+            udp_connect(port)
+            line, waited = reader.until(lambda r: r.get("event") == "security_socket_connect"
+                                        and r["remote_addr"].get("port") == port, timeout=5)
+            self.assertIsNotNone(line, "an event was not printed within 5 s while the tool ran")
+            waits.append(waited)
+        self.assertLess(sorted(waits)[2], 0.5, f"median wait {sorted(waits)[2]:.3f} s for a 10 ms bound: {waits}")
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=20)
+        self.assertEqual(p.returncode, 0)
+        stats = json.loads(reader.rest().splitlines()[-1])
+        self.assertEqual((stats["event"], stats["events"]), ("stats", 5))
+
+    def many_connects_then(self, stop, n=1500):
+        # 1500 records are ~600 KB of JSON: more than the output buffer holds,
+        # so it is written out while events arrive as well as at the end.
+        port = free_port()
+        p = self.start("--port", str(port), *(["--duration", "3"] if stop is None else []))
+        for _ in range(n):
+            udp_connect(port)
+        if stop is not None:
+            p.send_signal(stop)
+        out, err = p.communicate(timeout=30)
+        self.assertEqual(p.returncode, 0, err)
+        self.check_contract(out.decode(), port, n)
+
+    def test_sigterm_writes_every_event_and_the_stats(self):
+        self.many_connects_then(signal.SIGTERM)
+
+    def test_sigint_writes_every_event_and_the_stats(self):
+        self.many_connects_then(signal.SIGINT)
+
+    def test_duration_end_writes_every_event_and_the_stats(self):
+        self.many_connects_then(None)
+
+    def test_closed_stdout_is_an_error_not_a_hang(self):
+        port = free_port()
+        p = self.start("--port", str(port))
+        p.stdout.close()
+        udp_connect(port)
+        # SIGPIPE ends it (as it ended the stdio version); either way it must not keep running.
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.fail("connscope-trace kept running after its stdout was closed")
+        self.assertNotEqual(p.returncode, 0)
 
 
 def wait_watching(p, timeout=15):
