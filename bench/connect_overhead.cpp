@@ -6,10 +6,6 @@
 
 #include <connscope/session.hpp>
 
-#include <bpf/bpf.h>
-
-#include <set>
-
 namespace {
 
 constexpr double udp_goal = 1.10;
@@ -28,35 +24,6 @@ std::function<std::unique_ptr<bench::Tracer>()> session(const std::string &backe
     };
 }
 
-std::set<__u32> prog_ids()
-{
-    std::set<__u32> ids;
-    for (__u32 id = 0; bpf_prog_get_next_id(id, &id) == 0;)
-        ids.insert(id);
-    return ids;
-}
-
-struct ProgTime {
-    std::string name;
-    __u64 run_ns = 0, runs = 0;
-};
-
-std::vector<ProgTime> prog_times(const std::set<__u32> &ids)
-{
-    std::vector<ProgTime> out;
-    for (__u32 id : ids) {
-        int fd = bpf_prog_get_fd_by_id(id);
-        if (fd < 0)
-            continue;
-        bpf_prog_info info{};
-        __u32 len = sizeof(info);
-        if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0)
-            out.push_back({info.name, info.run_time_ns, info.run_cnt});
-        ::close(fd);
-    }
-    return out;
-}
-
 // Where the time of a setup goes: the kernel's own count of each of its BPF
 // programs' run time (BPF_ENABLE_STATS) over a UDP and a TCP loop. Stats add
 // a clock read per run, so this is a separate pass, not part of the timings.
@@ -73,21 +40,18 @@ void profile(const std::vector<bench::Config> &configs, std::size_t udp_n, std::
     for (const auto &config : configs) {
         if (!config.make)
             continue;
-        const auto before = prog_ids();
+        const auto before = bench::prog_ids();
         std::unique_ptr<bench::Tracer> tracer;
         try {
             tracer = config.make();
         } catch (const std::exception &) {
             continue;
         }
-        std::set<__u32> ours;
-        for (__u32 id : prog_ids())
-            if (!before.count(id))
-                ours.insert(id);
-        const auto start = prog_times(ours);
+        const auto ours = bench::new_prog_ids(before);
+        const auto start = bench::prog_times(ours);
         bench::udp_loop(udp_n);
         bench::tcp_loop(listener, tcp_n);
-        const auto end = prog_times(ours);
+        const auto end = bench::prog_times(ours);
         tracer->finish();
         std::printf("  %s\n", config.name.c_str());
         for (std::size_t i = 0; i < end.size() && i < start.size(); ++i) {

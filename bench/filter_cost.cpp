@@ -6,10 +6,6 @@
 
 #include <connscope/session.hpp>
 
-#include <sys/wait.h>
-
-#include <csignal>
-
 namespace {
 
 enum class Scope { everything, other_pid, default_self };
@@ -43,14 +39,8 @@ int main(int argc, char **argv)
 
     // A pid that exists but never connects: the set admits only it, so every
     // connect this process makes is filtered out.
-    const pid_t idle = ::fork();
-    if (idle < 0)
-        bench::die("fork");
-    if (idle == 0) {
-        ::pause();
-        ::_exit(0);
-    }
-    const auto other = static_cast<std::uint32_t>(idle);
+    const bench::ChildProcess idle([] { ::pause(); });
+    const auto other = static_cast<std::uint32_t>(idle.pid());
     using Kind = bench::ReferenceTracer::Kind;
     const std::vector<bench::Config> configs{
         {"untraced", nullptr, false},
@@ -62,8 +52,6 @@ int main(int argc, char **argv)
     };
     std::fprintf(stderr, "filter_cost: %zu setups\n", configs.size());
     const auto rows = bench::run_interleaved(configs, sizes);
-    ::kill(idle, SIGKILL);
-    ::waitpid(idle, nullptr, 0);
     bench::print_rows(rows, sizes);
 
     std::printf("\nfiltered-out connect (cgroup backend), ratio to untraced; the floor is any cgroup hook:\n");

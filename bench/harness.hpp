@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
-// What the connect benchmarks share: the connect loops, the tracers they run
-// under (none, bench-only BPF references, a Session with its consumer on its
-// own thread), and an interleaved runner that reports medians and ratios.
+// What the benchmarks share: the connect loops, the tracers they run under
+// (none, bench-only BPF references, a Session with its consumer on its own
+// thread), an interleaved runner that reports medians and ratios, and the
+// kernel's run-time count of BPF programs.
 #pragma once
 
 #include <connscope/error.hpp>
@@ -9,18 +10,22 @@
 
 #include "connscope_bench.skel.h"
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -31,6 +36,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -116,6 +122,44 @@ inline std::optional<std::string> cgroup2_root()
     }
     return std::nullopt;
 }
+
+// Keeps the calling thread on one CPU, so a benchmark can keep two processes
+// (or a loop and its consumer) off each other's CPU. Best effort: on one CPU
+// the figures still mean something.
+inline void pin_to_cpu(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    ::sched_setaffinity(0, sizeof(set), &set);
+}
+
+// A forked child running body until it is killed, which destruction does.
+class ChildProcess {
+public:
+    template <typename F>
+    explicit ChildProcess(F body)
+    {
+        pid_ = ::fork();
+        if (pid_ < 0)
+            die("fork");
+        if (pid_ == 0) {
+            body();
+            ::_exit(0);
+        }
+    }
+    ~ChildProcess()
+    {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, nullptr, 0);
+    }
+    ChildProcess(const ChildProcess &) = delete;
+    ChildProcess &operator=(const ChildProcess &) = delete;
+    pid_t pid() const { return pid_; }
+
+private:
+    pid_t pid_ = -1;
+};
 
 // --- the connect loops -------------------------------------------------------
 
@@ -256,17 +300,21 @@ private:
 };
 
 // A Session delivering to a no-op callback, polled on its own thread so the
-// consumer runs concurrently with the connect loop, as in an agent.
+// consumer runs concurrently with the connect loop, as in an agent;
+// consumer_cpu, when given, keeps that thread off the loop's CPU.
 class SessionTracer final : public Tracer {
 public:
-    explicit SessionTracer(connscope::Options options)
+    explicit SessionTracer(connscope::Options options, std::optional<int> consumer_cpu = std::nullopt)
     {
         options.on_connect = [this](const connscope::SecuritySocketConnect &) {
             events_.fetch_add(1, std::memory_order_relaxed);
         };
         session_ = std::make_unique<connscope::Session>(std::move(options));
-        consumer_ = std::thread(
-            [this] { consume_until(stop_, [this] { session_->poll(std::chrono::milliseconds(50)); }); });
+        consumer_ = std::thread([this, consumer_cpu] {
+            if (consumer_cpu)
+                pin_to_cpu(*consumer_cpu);
+            consume_until(stop_, [this] { session_->poll(std::chrono::milliseconds(50)); });
+        });
     }
     ~SessionTracer() override { finish(); }
     void finish() override
@@ -290,14 +338,15 @@ private:
 };
 
 // The bench-only programs of reference.bpf.c on the cgroup v2 root.
-// noop: the floor, nothing delivered. wakeup: the same record as the cgroup
-// backend, submitted with a wakeup, consumed by a plain libbpf ring_buffer
-// on its own thread with a no-op callback.
+// noop: the floor of a connect hook, nothing delivered. wakeup: the same
+// record as the cgroup backend, submitted with a wakeup, consumed by a plain
+// libbpf ring_buffer on its own thread with a no-op callback.
 class ReferenceTracer final : public Tracer {
 public:
     // ring_only and process: the cost breakdown programs (reference.bpf.c),
-    // drained on a 10 ms timer as a Session would be.
-    enum class Kind { noop, wakeup, ring_only, process };
+    // drained on a 10 ms timer as a Session would be. noop_ingress and
+    // noop_ingress_sendmsg4: the floors of the DNS capture's per-packet hooks.
+    enum class Kind { noop, wakeup, ring_only, process, noop_ingress, noop_ingress_sendmsg4 };
 
     explicit ReferenceTracer(Kind kind)
     {
@@ -310,14 +359,14 @@ public:
         cgroup_fd_ = ::open(root->c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (cgroup_fd_ < 0)
             throw std::runtime_error("opening " + *root + ": " + std::strerror(errno));
-        bpf_program *prog = kind == Kind::noop        ? skel_->progs.handle_noop_connect4
-                            : kind == Kind::wakeup    ? skel_->progs.handle_wakeup_connect4
-                            : kind == Kind::ring_only ? skel_->progs.handle_ring_only_connect4
-                                                      : skel_->progs.handle_process_connect4;
-        link_ = bpf_program__attach_cgroup(prog, cgroup_fd_);
-        if (!link_)
-            throw std::runtime_error(std::string("attaching the reference program: ") + std::strerror(errno));
-        if (kind != Kind::noop) {
+        for (bpf_program *prog : programs(kind)) {
+            bpf_link *link = bpf_program__attach_cgroup(prog, cgroup_fd_);
+            if (!link)
+                throw std::runtime_error(std::string("attaching ") + bpf_program__name(prog) + ": " +
+                                         std::strerror(errno));
+            links_.push_back(link);
+        }
+        if (kind == Kind::wakeup || kind == Kind::ring_only || kind == Kind::process) {
             ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.events_rb),
                                      [](void *ctx, void *, std::size_t) {
                                          static_cast<ReferenceTracer *>(ctx)->events_.fetch_add(
@@ -342,7 +391,8 @@ public:
     {
         finish();
         ring_buffer__free(ring_);
-        bpf_link__destroy(link_);
+        for (bpf_link *link : links_)
+            bpf_link__destroy(link);
         if (cgroup_fd_ >= 0)
             ::close(cgroup_fd_);
         connscope_bench_bpf__destroy(skel_);
@@ -358,14 +408,80 @@ public:
     std::uint64_t delivered() const override { return events_.load(); }
 
 private:
+    std::vector<bpf_program *> programs(Kind kind) const
+    {
+        switch (kind) {
+        case Kind::noop:
+            return {skel_->progs.handle_noop_connect4};
+        case Kind::wakeup:
+            return {skel_->progs.handle_wakeup_connect4};
+        case Kind::ring_only:
+            return {skel_->progs.handle_ring_only_connect4};
+        case Kind::process:
+            return {skel_->progs.handle_process_connect4};
+        case Kind::noop_ingress:
+            return {skel_->progs.handle_noop_ingress};
+        case Kind::noop_ingress_sendmsg4:
+            return {skel_->progs.handle_noop_ingress, skel_->progs.handle_noop_sendmsg4};
+        }
+        return {};
+    }
+
     connscope_bench_bpf *skel_ = nullptr;
-    bpf_link *link_ = nullptr;
+    std::vector<bpf_link *> links_;
     ring_buffer *ring_ = nullptr;
     int cgroup_fd_ = -1;
     std::atomic<std::uint64_t> events_{0};
     std::atomic<bool> stop_{false};
     std::thread consumer_;
 };
+
+// --- BPF program run time ----------------------------------------------------
+// With BPF_ENABLE_STATS on, the kernel counts each program's runs and run
+// time. It adds a clock read per run, so a benchmark measures it in a pass of
+// its own, never during the timings.
+
+// The ids of every loaded program: those that appear while a tracer is made
+// are its own.
+inline std::set<__u32> prog_ids()
+{
+    std::set<__u32> ids;
+    for (__u32 id = 0; bpf_prog_get_next_id(id, &id) == 0;)
+        ids.insert(id);
+    return ids;
+}
+
+inline std::set<__u32> new_prog_ids(const std::set<__u32> &before)
+{
+    std::set<__u32> ours;
+    for (__u32 id : prog_ids())
+        if (!before.count(id))
+            ours.insert(id);
+    return ours;
+}
+
+struct ProgTime {
+    std::string name; // as the kernel keeps it: 15 characters
+    __u32 type = 0;   // enum bpf_prog_type
+    __u64 run_ns = 0, runs = 0;
+};
+
+// The counters of the programs in ids, in the order of ids.
+inline std::vector<ProgTime> prog_times(const std::set<__u32> &ids)
+{
+    std::vector<ProgTime> out;
+    for (__u32 id : ids) {
+        int fd = bpf_prog_get_fd_by_id(id);
+        if (fd < 0)
+            continue;
+        bpf_prog_info info{};
+        __u32 len = sizeof(info);
+        if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0)
+            out.push_back({info.name, info.type, info.run_time_ns, info.run_cnt});
+        ::close(fd);
+    }
+    return out;
+}
 
 // --- the interleaved runner --------------------------------------------------
 
@@ -406,10 +522,77 @@ inline Sizes parse_sizes(int argc, char **argv, Sizes sizes)
     return sizes;
 }
 
-// Per-round figures of one setup, per protocol.
+// Per-round figures of one setup on one workload.
 struct Series {
     std::vector<double> wall, cpu, wall_ratio, cpu_ratio;
 };
+
+// A loop every setup runs once per round, giving ns per iteration.
+struct Workload {
+    std::string name;
+    std::function<Sample()> run;
+};
+
+// What one setup measured: a Series per workload, and what its tracers
+// reported over all rounds.
+struct Measured {
+    std::string skipped; // why, when the setup cannot run here
+    std::vector<Series> series;
+    std::uint64_t delivered = 0, lost = 0;
+    double consumer_cpu_ns = 0;
+};
+
+// Runs every config once per round, in an order rotated each round, so slow
+// drift of the machine spreads over all of them; each runs every workload
+// under one tracer. Config 0 must be untraced: each ratio is taken against
+// the untraced run of the same round.
+inline std::vector<Measured> run_rotated(const std::vector<Config> &configs, const std::vector<Workload> &workloads,
+                                         int rounds)
+{
+    std::vector<Measured> out(configs.size());
+    for (auto &m : out)
+        m.series.resize(workloads.size());
+    for (int r = 0; r < rounds; ++r) {
+        std::fprintf(stderr, "  round %d/%d\n", r + 1, rounds);
+        std::vector<std::vector<Sample>> samples(configs.size(), std::vector<Sample>(workloads.size()));
+        for (std::size_t k = 0; k < configs.size(); ++k) {
+            const std::size_t i = (k + static_cast<std::size_t>(r)) % configs.size();
+            Measured &m = out[i];
+            if (!m.skipped.empty())
+                continue;
+            std::unique_ptr<Tracer> tracer;
+            if (configs[i].make) {
+                try {
+                    tracer = configs[i].make();
+                } catch (const std::exception &e) {
+                    m.skipped = e.what();
+                    continue;
+                }
+            }
+            for (std::size_t w = 0; w < workloads.size(); ++w)
+                samples[i][w] = workloads[w].run();
+            if (tracer) {
+                tracer->finish();
+                m.delivered += tracer->delivered();
+                m.lost += tracer->lost();
+                m.consumer_cpu_ns += tracer->consumer_cpu_ns();
+            }
+        }
+        for (std::size_t i = 0; i < configs.size(); ++i) {
+            if (!out[i].skipped.empty())
+                continue;
+            for (std::size_t w = 0; w < workloads.size(); ++w) {
+                const Sample &x = samples[i][w], &base = samples[0][w];
+                Series &s = out[i].series[w];
+                s.wall.push_back(x.wall);
+                s.cpu.push_back(x.cpu);
+                s.wall_ratio.push_back(x.wall / base.wall);
+                s.cpu_ratio.push_back(x.cpu / base.cpu);
+            }
+        }
+    }
+    return out;
+}
 
 struct Row {
     std::string name;
@@ -420,59 +603,30 @@ struct Row {
     double consumer_cpu_ns = 0;
 };
 
-// Runs every config once per round, in an order rotated each round, so slow
-// drift of the machine spreads over all rows. Config 0 must be untraced: each
-// ratio is taken against the untraced run of the same round.
+// The connect loops, UDP then TCP, under run_rotated.
 inline std::vector<Row> run_interleaved(const std::vector<Config> &configs, const Sizes &sizes)
 {
-    std::vector<Row> rows(configs.size());
-    for (std::size_t i = 0; i < configs.size(); ++i) {
-        rows[i].name = configs[i].name;
-        rows[i].has_goal = configs[i].has_goal;
-    }
     Listener listener;
     udp_loop(sizes.udp / 4); // warm caches and the allocator
     tcp_loop(listener, sizes.tcp / 4);
-
-    for (int r = 0; r < sizes.rounds; ++r) {
-        std::fprintf(stderr, "  round %d/%d\n", r + 1, sizes.rounds);
-        std::vector<Sample> udp(configs.size()), tcp(configs.size());
-        for (std::size_t k = 0; k < configs.size(); ++k) {
-            const std::size_t i = (k + static_cast<std::size_t>(r)) % configs.size();
-            Row &row = rows[i];
-            if (!row.skipped.empty())
-                continue;
-            std::unique_ptr<Tracer> tracer;
-            if (configs[i].make) {
-                try {
-                    tracer = configs[i].make();
-                } catch (const std::exception &e) {
-                    row.skipped = e.what();
-                    continue;
-                }
-            }
-            udp[i] = udp_loop(sizes.udp);
-            tcp[i] = tcp_loop(listener, sizes.tcp);
-            if (tracer) {
-                tracer->finish();
-                row.delivered += tracer->delivered();
-                row.lost += tracer->lost();
-                row.consumer_cpu_ns += tracer->consumer_cpu_ns();
-            }
-            row.connects += sizes.udp + sizes.tcp;
-        }
-        auto add = [](Series &s, const Sample &x, const Sample &base) {
-            s.wall.push_back(x.wall);
-            s.cpu.push_back(x.cpu);
-            s.wall_ratio.push_back(x.wall / base.wall);
-            s.cpu_ratio.push_back(x.cpu / base.cpu);
-        };
-        for (std::size_t i = 0; i < configs.size(); ++i) {
-            if (!rows[i].skipped.empty() || udp[i].wall == 0)
-                continue;
-            add(rows[i].udp, udp[i], udp[0]);
-            add(rows[i].tcp, tcp[i], tcp[0]);
-        }
+    const std::vector<Workload> loops{
+        {"UDP", [&] { return udp_loop(sizes.udp); }},
+        {"TCP", [&] { return tcp_loop(listener, sizes.tcp); }},
+    };
+    const auto measured = run_rotated(configs, loops, sizes.rounds);
+    std::vector<Row> rows(configs.size());
+    for (std::size_t i = 0; i < configs.size(); ++i) {
+        Row &row = rows[i];
+        const Measured &m = measured[i];
+        row.name = configs[i].name;
+        row.has_goal = configs[i].has_goal;
+        row.skipped = m.skipped;
+        row.udp = m.series[0];
+        row.tcp = m.series[1];
+        row.delivered = m.delivered;
+        row.lost = m.lost;
+        row.consumer_cpu_ns = m.consumer_cpu_ns;
+        row.connects = row.udp.wall.size() * (sizes.udp + sizes.tcp);
     }
     return rows;
 }

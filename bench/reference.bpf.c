@@ -9,6 +9,11 @@
  * same record as the library's cgroup backend (the shared connect_begin()),
  * but submits it with flags 0, i.e. the kernel wakes the consumer whenever it
  * has caught up: in practice once per event at ordinary connect rates.
+ *
+ * handle_noop_ingress, handle_noop_sendmsg4: the floors of the per-packet
+ * hooks the DNS capture uses (traffic_tax.cpp). Every packet a local socket
+ * receives runs cgroup_skb/ingress; every UDP send with an address runs
+ * cgroup/sendmsg4.
  */
 #include "connect.bpf.h"
 
@@ -63,5 +68,17 @@ int handle_process_connect4(struct bpf_sock_addr *ctx)
 
 	if (rec)
 		bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+	return 1;
+}
+
+SEC("cgroup_skb/ingress")
+int handle_noop_ingress(struct __sk_buff *skb)
+{
+	return 1;
+}
+
+SEC("cgroup/sendmsg4")
+int handle_noop_sendmsg4(struct bpf_sock_addr *ctx)
+{
 	return 1;
 }

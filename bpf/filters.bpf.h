@@ -81,6 +81,9 @@ static __always_inline bool connect_wanted(__u16 family, __u16 port, bool has_po
 	cfg = bpf_map_lookup_elem(&filter_config, &zero);
 	if (!cfg || !(flags = cfg->flags))
 		return true;
+	if (has_port && cfg->canary_port && port == cfg->canary_port &&
+	    (bpf_get_current_pid_tgid() >> 32) == cfg->self_tgid)
+		return true;
 	if (flags & CS_FILTER_FAMILY) {
 		if (family >= 32 || !(cfg->families & (1u << family)))
 			return false;

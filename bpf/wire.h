@@ -118,6 +118,9 @@ struct cs_filter_config {
 	__u32 families;    /* bit (1 << family) for AF_UNIX, AF_INET, AF_INET6 */
 	__u32 port_range_count;
 	struct cs_port_range port_ranges[CS_FILTER_PORT_RANGES_MAX];
+	/* The Session's canary connects go to loopback on this port; they pass
+	 * every filter, so a filter cannot hide whether the hook fires. 0: none. */
+	__u32 canary_port;
 };
 
 /* The program family that wrote a connect record (its hook field). */
@@ -128,7 +131,7 @@ struct cs_filter_config {
 #define CS_HOOK_TRACEPOINT 5 /* tracepoint/syscalls/sys_enter_connect, tp_btf/sys_enter */
 #define CS_HOOK_LAST CS_HOOK_TRACEPOINT
 
-CS_STATIC_ASSERT(sizeof(struct cs_filter_config) == 80, "cs_filter_config layout");
+CS_STATIC_ASSERT(sizeof(struct cs_filter_config) == 84, "cs_filter_config layout");
 CS_STATIC_ASSERT(sizeof(struct cs_header) == 16, "cs_header layout");
 CS_STATIC_ASSERT(sizeof(struct cs_process) == 72, "cs_process layout");
 CS_STATIC_ASSERT(sizeof(struct cs_connect_record) == 232, "cs_connect_record layout");

@@ -18,6 +18,7 @@ const char *errc_description(int code) noexcept
     case Errc::moved_from: return "the session was moved from and holds nothing";
     case Errc::callback_failed: return "a callback failed";
     case Errc::internal: return "internal error in connscope";
+    case Errc::hook_not_firing: return "the hooks are attached but do not fire";
     }
     return nullptr;
 }

@@ -100,6 +100,14 @@ void validate(const Options &o)
     if (o.max_latency.count() < 1 || o.max_latency.count() > 10000)
         throw Error(EINVAL, "max_latency " + std::to_string(o.max_latency.count()) +
                                 " ms is out of range: give 1 to 10000 ms");
+    if (o.startup_timeout.count() < 100 || o.startup_timeout.count() > 60000)
+        throw Error(EINVAL, "startup_timeout " + std::to_string(o.startup_timeout.count()) +
+                                " ms is out of range: give 100 to 60000 ms");
+    const auto interval = o.liveness_interval.count();
+    if (interval != 0 && (interval < 1000 || interval > 3600000 || interval <= o.max_latency.count()))
+        throw Error(EINVAL, "liveness_interval " + std::to_string(interval) +
+                                " ms is out of range: give 0 (off), or 1000 to 3600000 ms and more than "
+                                "max_latency (" + std::to_string(o.max_latency.count()) + " ms)");
     if (o.dns.enabled) {
         if (o.dns.ports.empty() || o.dns.ports.size() > CS_DNS_PORTS_MAX)
             throw Error(EINVAL, "DNS ports: give 1 to " + std::to_string(CS_DNS_PORTS_MAX) + " ports, not " +

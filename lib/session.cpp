@@ -12,6 +12,7 @@
 #include "kernel/host.hpp"
 #include "kernel/log.hpp"
 #include "kernel/ring.hpp"
+#include "liveness.hpp"
 #include "options_impl.hpp"
 #include "records/decoder.hpp"
 #include "records/dns_feed.hpp"
@@ -34,6 +35,14 @@ struct __attribute__((visibility("hidden"))) Session::Impl {
     detail::AttachedBackend backend;
     std::unique_ptr<detail::DnsCapture> dns_capture;
     std::unique_ptr<detail::RingReader> ring;
+    std::unique_ptr<detail::Liveness> liveness;
+    // Until the start-up proof is in, records are kept here, in ring order,
+    // and handed to the callbacks by the first poll(): none is delivered
+    // from inside the constructor.
+    bool starting = true;
+    std::vector<unsigned char> held;
+    std::vector<std::pair<std::size_t, std::size_t>> held_records; // offset, size
+    std::size_t held_next = 0;
     std::shared_ptr<DnsCorrelator> correlator;
     std::optional<std::string> cgroup2_path;
     Stats counters; // the user-side counts; kernel counts are added in stats()
@@ -50,7 +59,10 @@ struct __attribute__((visibility("hidden"))) Session::Impl {
     explicit Impl(Options opts);
     void start_backend(const std::vector<const detail::BackendDescription *> &order, bool forced,
                        const detail::LoadSettings &s);
+    void prove_watching();
+    void report_health(const HealthEvent &event);
     int handle_record(const void *data, std::size_t size);
+    int replay_held();
     void handle_connect(const void *data, std::size_t size);
     int drain();
     template <typename Event>
@@ -85,8 +97,10 @@ Session::Impl::Impl(Options opts) : options(std::move(opts))
 
     cgroup2_path = settings.cgroup2_path;
     settings.before_attach = [this](connscope_connect_bpf *skel) {
-        detail::apply_filters(skel, options.filters, cgroup2_path);
+        detail::apply_filters(skel, options.filters, cgroup2_path, liveness->canary().port());
     };
+    liveness = std::make_unique<detail::Liveness>(options.liveness_interval, counters,
+                                                  [this](const HealthEvent &e) { report_health(e); });
     start_backend(order, forced, settings);
     if (options.dns.enabled) {
         dns_capture = std::make_unique<detail::DnsCapture>(options.dns, settings,
@@ -111,7 +125,48 @@ Session::Impl::Impl(Options opts) : options(std::move(opts))
         bpf_map__fd(backend.skel->maps.events_rb),
         [](void *ctx, void *data, std::size_t size) { return static_cast<Impl *>(ctx)->handle_record(data, size); },
         this, options.max_latency);
+    prove_watching();
     log_scope = nullptr;
+}
+
+void Session::Impl::prove_watching()
+{
+    using clock = std::chrono::steady_clock;
+    const auto deadline = clock::now() + options.startup_timeout;
+    // A canary may be lost to a full ring (counted); a new one goes every so often.
+    constexpr std::int64_t resend_ms = 250;
+    liveness->send_round();
+    while (!liveness->round_seen()) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count();
+        if (left <= 0) {
+            throw Error(Errc::hook_not_firing,
+                        "starting backend " + info.name + ": its programs are attached (" + backend.detail +
+                            "), but the Session's own connect to " + liveness->unseen() +
+                            " did not come back through the ring within " +
+                            std::to_string(options.startup_timeout.count()) +
+                            " ms, so connects would go unreported; try another backend (--backend), check "
+                            "that no other tool detaches BPF programs, and see whether the program runs "
+                            "(sysctl kernel.bpf_stats_enabled=1, then bpftool prog show: run_cnt)");
+        }
+        ring->wait(static_cast<int>(std::min<std::int64_t>(left, options.max_latency.count())));
+        ring->clear_timer();
+        epoch_offset_ns = host::boot_to_realtime_offset_ns();
+        const int n = ring->consume();
+        if (n < 0)
+            throw Error(-n, "reading the ring buffer: " + detail::errno_text(-n));
+        if (!liveness->round_seen() && liveness->round_age_ms() >= resend_ms)
+            liveness->resend_unseen();
+    }
+    starting = false;
+    detail::LogScope::emit(LogLevel::info, "backend " + info.name + " proven: the Session's own connects came back "
+                                           "through the ring");
+}
+
+void Session::Impl::report_health(const HealthEvent &event)
+{
+    detail::LogScope::emit(LogLevel::warning, "health: " + event.message);
+    if (options.on_health)
+        deliver(options.on_health, event);
 }
 
 void Session::Impl::start_backend(const std::vector<const detail::BackendDescription *> &order, bool forced,
@@ -166,6 +221,15 @@ void Session::Impl::deliver(const std::function<void(const Event &)> &callback, 
 
 int Session::Impl::handle_record(const void *data, std::size_t size)
 {
+    if (starting) {
+        if (detail::record_type(data, size) == CS_REC_CONNECT &&
+            detail::decode_connect(data, size, epoch_offset_ns, connect_event) && liveness->take(connect_event))
+            return 0;
+        const auto *bytes = static_cast<const unsigned char *>(data);
+        held_records.emplace_back(held.size(), size);
+        held.insert(held.end(), bytes, bytes + size);
+        return 0;
+    }
     switch (detail::record_type(data, size)) {
     case CS_REC_CONNECT:
         handle_connect(data, size);
@@ -188,6 +252,8 @@ void Session::Impl::handle_connect(const void *data, std::size_t size)
         ++counters.decode_errors;
         return;
     }
+    if (liveness->take(ev))
+        return; // a canary: the Session's own proof, not an event
     ++counters.events;
     if (options.on_connect)
         deliver(options.on_connect, ev);
@@ -210,6 +276,22 @@ void Session::Impl::handle_connect(const void *data, std::size_t size)
     deliver(options.on_tcp_connect, tcp_ev);
 }
 
+int Session::Impl::replay_held()
+{
+    int n = 0;
+    while (held_next < held_records.size() && !break_requested) {
+        const auto [offset, size] = held_records[held_next++];
+        handle_record(held.data() + offset, size);
+        ++n;
+    }
+    if (held_next == held_records.size() && !held_records.empty()) {
+        held_next = 0;
+        held_records = {};
+        held = {};
+    }
+    return n;
+}
+
 int Session::Impl::drain()
 {
     if (dispatching)
@@ -218,7 +300,17 @@ int Session::Impl::drain()
     epoch_offset_ns = host::boot_to_realtime_offset_ns();
     break_requested = false;
     dispatching = true;
-    int n = ring->consume();
+    int n = replay_held();
+    if (!break_requested) {
+        const int consumed = ring->consume();
+        n = consumed < 0 ? consumed : n + consumed;
+    }
+    if (!break_requested && n >= 0) {
+        std::vector<detail::WatchedLinks> watched{{&backend.links, true}};
+        if (dns_capture)
+            watched.push_back({&dns_capture->links(), false});
+        liveness->check(watched);
+    }
     dispatching = false;
     if (break_requested)
         return break_result;
@@ -294,7 +386,7 @@ void Session::set_filters(const Filters &filters)
     if (!impl_)
         moved_from();
     const detail::LogScope log(impl_->options.on_log, impl_->options.log_level);
-    detail::apply_filters(impl_->backend.skel, filters, impl_->cgroup2_path);
+    detail::apply_filters(impl_->backend.skel, filters, impl_->cgroup2_path, impl_->liveness->canary().port());
     impl_->options.filters = filters;
 }
 

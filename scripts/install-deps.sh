@@ -12,4 +12,4 @@ apt-get install -y -qq --no-install-recommends \
   libbpf-dev libelf-dev zlib1g-dev catch2 doxygen \
   python3 iproute2 dnsmasq-base liburing-dev \
   qemu-system-x86 busybox-static cpio ca-certificates \
-  libclang-rt-14-dev abigail-tools >/dev/null
+  libclang-rt-14-dev abigail-tools systemd >/dev/null

@@ -34,6 +34,8 @@ const char usage[] =
     "  --no-dns             do not capture DNS answers (net_tcp_connect results stay empty)\n"
     "  --dns-port N         take DNS answers from port N (repeatable; default 53)\n"
     "  --stats-interval S   also write a stats record every S seconds\n"
+    "  --liveness-interval S  prove every S seconds that the hooks still fire and\n"
+    "                       are attached, and repair them (default 10; 0: off)\n"
     "  --verbose            show the library's diagnostics and libbpf's warnings;\n"
     "                       twice: also libbpf's debug detail (verifier logs)\n"
     "\n"
@@ -129,6 +131,7 @@ enum Opt : int {
     opt_ring_size,
     opt_max_latency,
     opt_stats_interval,
+    opt_liveness_interval,
     opt_pid,
     opt_uid,
     opt_comm,
@@ -149,6 +152,7 @@ const option long_options[] = {
     {"ring-size", required_argument, nullptr, opt_ring_size},
     {"max-latency-ms", required_argument, nullptr, opt_max_latency},
     {"stats-interval", required_argument, nullptr, opt_stats_interval},
+    {"liveness-interval", required_argument, nullptr, opt_liveness_interval},
     {"pid", required_argument, nullptr, opt_pid},
     {"uid", required_argument, nullptr, opt_uid},
     {"comm", required_argument, nullptr, opt_comm},
@@ -208,6 +212,9 @@ Args parse_args(int argc, char **argv)
             a.stats_interval = static_cast<double>(parse_number(flag, value, 86400));
             if (a.stats_interval == 0)
                 usage_error("--stats-interval: give at least 1 second");
+            break;
+        case opt_liveness_interval:
+            a.options.liveness_interval = std::chrono::seconds(parse_number(flag, value, 3600));
             break;
         case opt_pid:
             a.options.filters.pids.push_back(static_cast<std::uint32_t>(parse_number(flag, value, 4194304)));
@@ -338,6 +345,15 @@ int main(int argc, char **argv)
             names += (names.empty() ? "" : ",") + connscope::json_escape(n);
         std::printf("%s tcp %s port %u names=%s\n", process_text(ev.process).c_str(), ev.dst_ip.c_str(),
                     ev.dst_port, names.empty() ? "-" : names.c_str());
+    };
+
+    // Health events go where the events go: a record in the JSON stream, else a line on stderr.
+    args.options.on_health = [json, &out](const connscope::HealthEvent &ev) {
+        if (json)
+            out.line(connscope::to_json(ev));
+        else
+            std::fprintf(stderr, "connscope-trace: health: %s: %s\n", connscope::health_kind_name(ev.kind),
+                         ev.message.c_str());
     };
 
     struct sigaction sa {};

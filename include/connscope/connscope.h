@@ -85,6 +85,8 @@ extern "C" {
 #define CONNSCOPE_ECALLBACK 4004
 /** A bug in connscope; please report it with connscope_last_error(). */
 #define CONNSCOPE_EINTERNAL 4005
+/** The programs are attached, but the session's own canary connect did not come back through the ring. */
+#define CONNSCOPE_ENOTFIRING 4006
 /** @} */
 
 /**
@@ -158,6 +160,46 @@ extern "C" {
  * @param ctx connscope_opts::log_ctx.
  */
 typedef void (*connscope_log_fn)(int level, const char *message, void *ctx);
+
+/**
+ * @defgroup connscope_health Health event kinds
+ * Values of connscope_health_event::kind (connscope::HealthKind).
+ * @{
+ */
+/** A canary connect of the session's own did not come back through the ring within the interval. */
+#define CONNSCOPE_HEALTH_CANARY_MISSED 1
+/** A link the session owns is no longer attached (another process detached it). */
+#define CONNSCOPE_HEALTH_LINK_DETACHED 2
+/** The session attached its programs again after one of the above. */
+#define CONNSCOPE_HEALTH_REATTACHED 3
+/** Attaching again failed; the message says why. The session tries again at the next interval. */
+#define CONNSCOPE_HEALTH_REATTACH_FAILED 4
+/** @} */
+
+/** connscope_opts::liveness_interval_ms value that turns the liveness check off. */
+#define CONNSCOPE_LIVENESS_OFF UINT32_MAX
+
+/**
+ * The session's watch over its own hooks (connscope::HealthEvent). Strings
+ * are valid only during the callback.
+ */
+struct connscope_health_event {
+    size_t sz;              /**< sizeof(struct connscope_health_event) as the library was compiled. */
+    int kind;               /**< CONNSCOPE_HEALTH_*. */
+    const char *kind_name;  /**< "canary_missed", "link_detached", "reattached" or "reattach_failed". */
+    const char *what;       /**< The canary or the link it concerns. */
+    const char *message;    /**< What went missing, since when, and what the session did about it. */
+    uint64_t timestamp_ns;  /**< When it was found, ns since the Unix epoch. */
+};
+/** The last field of struct connscope_health_event in this version. */
+#define connscope_health_event__last_field timestamp_ns
+
+/**
+ * Receives a health event, on the thread that polls, during poll or consume.
+ * @param event read the fields its sz covers.
+ * @param ctx connscope_opts::health_ctx.
+ */
+typedef void (*connscope_health_fn)(const struct connscope_health_event *event, void *ctx);
 
 /** Length of connscope_process::comm, including the terminating NUL. */
 #define CONNSCOPE_COMM_LEN 16
@@ -269,9 +311,27 @@ struct connscope_opts {
     void *log_ctx;
     /** The most detailed level given to log: CONNSCOPE_LOG_*. 0: CONNSCOPE_LOG_WARNING. */
     int log_level;
+    /**
+     * connscope_session_new() returns only after a connect of the session's
+     * own (one per address family, to a loopback port, never delivered) came
+     * back through the ring; it waits at most this long, 100 to 60000 ms,
+     * then fails with -CONNSCOPE_ENOTFIRING. 0: 5000 ms.
+     */
+    uint32_t startup_timeout_ms;
+    /**
+     * While running, the same canary every interval and a check that every
+     * link is still attached; what goes missing is given to health, counted
+     * in connscope_stats and attached again. 1000 to 3600000 ms and more than
+     * max_latency_ms; 0: 10000 ms; CONNSCOPE_LIVENESS_OFF: off.
+     */
+    uint32_t liveness_interval_ms;
+    /** Health events; NULL: they only reach log, as warnings. */
+    connscope_health_fn health;
+    /** Passed to health as is. */
+    void *health_ctx;
 };
 /** The last field of struct connscope_opts in this version. */
-#define connscope_opts__last_field log_level
+#define connscope_opts__last_field health_ctx
 
 /**
  * Who made a connect and when, read in the kernel from the calling task.
@@ -412,9 +472,18 @@ struct connscope_stats {
     uint64_t dns_tcp_dropped_bytes; /**< DNS-over-TCP bytes dropped (out of order or over the bound). */
     uint64_t dns_names_evicted;    /**< Names the DNS cache evicted to stay in bounds. */
     uint64_t callback_errors;      /**< Callbacks that failed; their events count as delivered. */
+    uint64_t canaries_sent;        /**< Canary connects made (one per family per round). */
+    uint64_t canaries_missed;      /**< Canary connects that did not come back within the interval. */
+    uint64_t links_detached;       /**< Times a link of the session's was found detached. */
+    uint64_t reattachments;        /**< Times the session attached its programs again. */
+    /**
+     * Nanoseconds the session was not sure it was watching: from the last
+     * liveness check that passed to the re-attach after a failed one.
+     */
+    uint64_t unwatched_ns;
 };
 /** The last field of struct connscope_stats in this version. */
-#define connscope_stats__last_field callback_errors
+#define connscope_stats__last_field unwatched_ns
 
 /**
  * Which backend a session uses and why (connscope::BackendInfo). Set sz

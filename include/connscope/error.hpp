@@ -24,6 +24,7 @@ enum class Errc : int {
     moved_from = 4003,          /**< The Session was moved from and holds nothing. */
     callback_failed = 4004,     /**< A user callback failed. */
     internal = 4005,            /**< A bug in connscope; please report it. */
+    hook_not_firing = 4006,     /**< The programs are attached, but the Session's own connect did not come back. */
 };
 
 /**

@@ -45,4 +45,13 @@ CONNSCOPE_API std::string to_json(const NetTcpConnect &event);
  */
 CONNSCOPE_API std::string to_json(const Stats &stats, std::string_view backend = {});
 
+/**
+ * One line of JSON, "event":"health": "kind" (canary_missed, link_detached,
+ * reattached, reattach_failed), "what", "message" and "timestamp" (ns since the epoch).
+ */
+CONNSCOPE_API std::string to_json(const HealthEvent &event);
+
+/** The JSON name of a HealthKind: "canary_missed", "link_detached", "reattached", "reattach_failed". */
+CONNSCOPE_API const char *health_kind_name(HealthKind kind) noexcept;
+
 } // namespace connscope

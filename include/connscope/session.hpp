@@ -82,6 +82,31 @@ enum class LogLevel : int {
  */
 using LogCallback = std::function<void(LogLevel level, const std::string &message)>;
 
+/** What a HealthEvent reports. */
+enum class HealthKind : int {
+    /** A canary connect of the Session's own did not come back through the ring within the interval. */
+    canary_missed = 1,
+    /** A link the Session owns is no longer attached (another process detached it). */
+    link_detached = 2,
+    /** The Session attached its programs again after one of the above. */
+    reattached = 3,
+    /** Attaching again failed; the message says why. The Session tries again at the next interval. */
+    reattach_failed = 4,
+};
+
+/**
+ * The Session's watch over its own hooks (Options::liveness_interval): a hook
+ * that stopped firing or a link that went missing, and what was done about it.
+ */
+struct HealthEvent {
+    HealthKind kind = HealthKind::canary_missed; /**< What happened. */
+    /** What it concerns: "IPv4 canary (127.0.0.1:40123)", "cgroup/connect4 on /sys/fs/cgroup/unified". */
+    std::string what;
+    /** A sentence: what went missing, since when, and what the Session did about it. */
+    std::string message;
+    std::uint64_t timestamp_ns = 0; /**< When it was found, ns since the Unix epoch. */
+};
+
 /** How a Session is set up. Every field has a usable default. */
 struct Options {
     /**
@@ -111,6 +136,22 @@ struct Options {
     LogCallback on_log;
     /** The most detailed level given to on_log. */
     LogLevel log_level = LogLevel::warning;
+    /**
+     * The constructor returns only after a connect of the Session's own (one
+     * per address family, to a loopback port, never delivered) has come back
+     * through the ring from the chosen backend; it waits at most this long
+     * (100 ms to 60 s), then fails with Errc::hook_not_firing.
+     */
+    std::chrono::milliseconds startup_timeout{5000};
+    /**
+     * While running, the same canary every interval, and a check that every
+     * link the Session owns is still attached; what is found missing is
+     * reported to on_health, counted in Stats, and attached again. 0 turns it
+     * off; else 1 s to 1 h, and more than max_latency.
+     */
+    std::chrono::milliseconds liveness_interval{10000};
+    /** Receives health events (also given to on_log as warnings). */
+    std::function<void(const HealthEvent &)> on_health;
 };
 
 /** What probing found for one backend. */
@@ -161,6 +202,16 @@ struct Stats {
     std::uint64_t dns_tcp_dropped_bytes = 0; /**< DNS-over-TCP bytes dropped: out of order or over the reassembly bound. */
     std::uint64_t dns_names_evicted = 0;     /**< Names the correlator evicted to stay in bounds. */
     std::uint64_t callback_errors = 0;   /**< Callbacks that threw; their events count as delivered. */
+    std::uint64_t canaries_sent = 0;     /**< Canary connects made (one per family per round). */
+    std::uint64_t canaries_missed = 0;   /**< Canary connects that did not come back within the interval. */
+    std::uint64_t links_detached = 0;    /**< Times a link of the Session's was found detached. */
+    std::uint64_t reattachments = 0;     /**< Times the Session attached its programs again. */
+    /**
+     * Nanoseconds the Session was not sure it was watching: from the last
+     * liveness check that passed to the re-attach that followed a failed one.
+     * Connects in that time may be missing without being counted in lost.
+     */
+    std::uint64_t unwatched_ns = 0;
 };
 
 /**
@@ -182,11 +233,14 @@ struct Stats {
 class CONNSCOPE_API Session {
 public:
     /**
-     * Probes the backends, loads and attaches the first that works.
+     * Probes the backends, loads and attaches the first that works, and
+     * returns once its hooks are seen firing (Options::startup_timeout).
      * @throws Error EINVAL for a bad option (the message names the valid values);
      *   EPERM when privileges are missing; Errc::backend_unavailable when no
      *   requested backend works (the message gives each one's reason);
-     *   Errc::no_cgroup2, Errc::no_btf.
+     *   Errc::no_cgroup2, Errc::no_btf; Errc::hook_not_firing when the
+     *   programs attached but the Session's own canary connect did not come
+     *   back within Options::startup_timeout.
      */
     explicit Session(Options options);
     /** Detaches every BPF program and frees every link, map and fd. */

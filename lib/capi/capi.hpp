@@ -60,6 +60,7 @@ CONNSCOPE_CHECK_LAST_FIELD(connscope_filters);
 CONNSCOPE_CHECK_LAST_FIELD(connscope_opts);
 CONNSCOPE_CHECK_LAST_FIELD(connscope_callbacks);
 CONNSCOPE_CHECK_LAST_FIELD(connscope_stats);
+CONNSCOPE_CHECK_LAST_FIELD(connscope_health_event);
 CONNSCOPE_CHECK_LAST_FIELD(connscope_backend_info);
 CONNSCOPE_CHECK_LAST_FIELD(connscope_backend_status);
 CONNSCOPE_CHECK_LAST_FIELD(connscope_process);

@@ -138,6 +138,25 @@ Options to_options(const connscope_opts *o)
             fn(static_cast<int>(level), message.c_str(), ctx);
         };
     }
+    if (CONNSCOPE_HAS(o, connscope_opts, startup_timeout_ms) && o->startup_timeout_ms)
+        opts.startup_timeout = std::chrono::milliseconds(o->startup_timeout_ms);
+    if (CONNSCOPE_HAS(o, connscope_opts, liveness_interval_ms) && o->liveness_interval_ms)
+        opts.liveness_interval = std::chrono::milliseconds(
+            o->liveness_interval_ms == CONNSCOPE_LIVENESS_OFF ? 0 : o->liveness_interval_ms);
+    if (CONNSCOPE_HAS(o, connscope_opts, health) && o->health) {
+        const connscope_health_fn fn = o->health;
+        void *ctx = CONNSCOPE_HAS(o, connscope_opts, health_ctx) ? o->health_ctx : nullptr;
+        opts.on_health = [fn, ctx](const HealthEvent &e) {
+            connscope_health_event out{};
+            out.sz = sizeof(out);
+            out.kind = static_cast<int>(e.kind);
+            out.kind_name = health_kind_name(e.kind);
+            out.what = e.what.c_str();
+            out.message = e.message.c_str();
+            out.timestamp_ns = e.timestamp_ns;
+            fn(&out, ctx);
+        };
+    }
     return opts;
 }
 
@@ -288,6 +307,11 @@ CONNSCOPE_API int connscope_session_stats(const connscope_session *s, connscope_
         CONNSCOPE_SET(dns_tcp_dropped_bytes)
         CONNSCOPE_SET(dns_names_evicted)
         CONNSCOPE_SET(callback_errors)
+        CONNSCOPE_SET(canaries_sent)
+        CONNSCOPE_SET(canaries_missed)
+        CONNSCOPE_SET(links_detached)
+        CONNSCOPE_SET(reattachments)
+        CONNSCOPE_SET(unwatched_ns)
 #undef CONNSCOPE_SET
         return 0;
     });

@@ -47,9 +47,7 @@ AttachedBackend::~AttachedBackend() { release(); }
 
 void AttachedBackend::release() noexcept
 {
-    for (auto *link : links)
-        bpf_link__destroy(link);
-    links.clear();
+    links.clear(); // before the skeleton: they refer to its programs
     connscope_connect_bpf__destroy(skel);
     skel = nullptr;
 }
@@ -426,7 +424,8 @@ AttachedBackend attach_backend(const BackendDescription &backend, const LoadSett
     const Variant &variant = choose_variant(backend);
     std::vector<const ProgramSpec *> programs;
     for (const auto &p : variant.programs)
-        programs.push_back(&p);
+        if (!p.usable || p.usable())
+            programs.push_back(&p);
 
     CgroupFd cgroup;
     if (uses_cgroup(programs)) {
@@ -459,7 +458,9 @@ AttachedBackend attach_backend(const BackendDescription &backend, const LoadSett
                 remedy = backend.remedy(refusal);
             fail(std::string("attaching ") + spec->hook, refusal, remedy);
         }
-        out.links.push_back(link); // out owns it from here, also when a later one fails
+        // out owns it from here, also when a later one fails
+        out.links.emplace_back(link, prog, spec->hook,
+                               spec->attach == AttachKind::cgroup ? settings.cgroup2_path : std::nullopt);
     }
     out.skel = skel.p;
     skel.p = nullptr;

@@ -7,6 +7,8 @@
 // variant is one entry plus its .bpf.c.
 #pragma once
 
+#include "links.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -43,6 +45,10 @@ struct ProgramSpec {
     // Non-empty: the program is optional. Where the kernel refuses to load it,
     // the backend runs without it and reports these gaps.
     std::vector<const char *> gaps_without = {};
+    // Whether to load it at all on this host; nullptr: always. For programs
+    // with alternatives (one tracepoint under two names): the one left out
+    // costs nothing and reports no gap.
+    bool (*usable)() = nullptr;
 };
 
 // A step the kernel (or libbpf on its behalf) refused, for a remedy to read.
@@ -90,7 +96,7 @@ public:
     ~AttachedBackend();
 
     connscope_connect_bpf *skel = nullptr;
-    std::vector<bpf_link *> links;
+    OwnedLinks links;
     std::vector<std::string> gaps; // what this backend misses on this kernel
     std::string detail;            // which hooks it uses, for BackendInfo::reason
 

@@ -189,9 +189,7 @@ DnsCapture::~DnsCapture() { release(); }
 
 void DnsCapture::release() noexcept
 {
-    for (auto *link : links_)
-        bpf_link__destroy(link);
-    links_.clear();
+    links_.clear(); // before the skeleton: they refer to its programs
     connscope_dns_bpf__destroy(skel_);
     skel_ = nullptr;
 }
@@ -249,7 +247,7 @@ void DnsCapture::start(const DnsOptions &options, const LoadSettings &settings, 
             failed = std::string("attaching ") + p.hook + ": " + errno_text(errno);
             break;
         }
-        links_.push_back(link);
+        links_.emplace_back(link, prog, std::string(p.hook) + " (DNS capture)", settings.cgroup2_path);
     }
     ::close(cg);
     if (!failed.empty())

@@ -13,6 +13,7 @@
 #include <connscope/session.hpp>
 
 #include "backend.hpp"
+#include "links.hpp"
 
 #include <string>
 #include <vector>
@@ -34,6 +35,8 @@ public:
     // "on: cgroup_skb/ingress + cgroup connect/sendmsg marks on ..., UDP and TCP
     // from port 53; sockets open before the start: ..." or "off: <why>".
     const std::string &status() const { return status_; }
+    // Every program attached, for the liveness check.
+    OwnedLinks &links() { return links_; }
 
 private:
     void start(const DnsOptions &options, const LoadSettings &settings, int ring_map_fd, int lost_map_fd);
@@ -41,7 +44,7 @@ private:
     void release() noexcept;
 
     connscope_dns_bpf *skel_ = nullptr;
-    std::vector<bpf_link *> links_; // every program attached, or none
+    OwnedLinks links_; // every program attached, or none
     std::string status_;
 };
 

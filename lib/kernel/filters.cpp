@@ -64,7 +64,8 @@ void replace_set(bpf_map *map, const std::vector<Key> &keys)
 
 } // namespace
 
-void apply_filters(connscope_connect_bpf *skel, const Filters &f, const std::optional<std::string> &cgroup2_path)
+void apply_filters(connscope_connect_bpf *skel, const Filters &f, const std::optional<std::string> &cgroup2_path,
+                   std::uint16_t canary_port)
 {
     cs_filter_config cfg{};
     check_size(f.pids, "pids");
@@ -105,6 +106,7 @@ void apply_filters(connscope_connect_bpf *skel, const Filters &f, const std::opt
                 (f.families.empty() ? 0 : CS_FILTER_FAMILY) | (f.ports.empty() ? 0 : CS_FILTER_PORT) |
                 (f.exclude_self ? CS_FILTER_EXCLUDE_SELF : 0);
     cfg.self_tgid = static_cast<__u32>(::getpid());
+    cfg.canary_port = canary_port;
 
     replace_set(skel->maps.filter_pids, f.pids);
     replace_set(skel->maps.filter_uids, f.uids);

@@ -4,6 +4,7 @@
 
 #include <connscope/session.hpp>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -13,7 +14,9 @@ namespace connscope::detail {
 
 // Checks every filter first, then replaces the sets and the config, so a bad
 // filter changes nothing. Throws Error (EINVAL, ENOENT, ENOSPC) saying which.
+// Connects of this process to loopback port canary_port (0: none) pass every
+// filter: they are the Session's own proof that the hook fires.
 void apply_filters(connscope_connect_bpf *skel, const Filters &filters,
-                   const std::optional<std::string> &cgroup2_path);
+                   const std::optional<std::string> &cgroup2_path, std::uint16_t canary_port);
 
 } // namespace connscope::detail

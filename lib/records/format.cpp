@@ -196,9 +196,32 @@ std::string to_json(const Stats &s, std::string_view backend)
         .num("dns_tcp_dropped_bytes", s.dns_tcp_dropped_bytes)
         .num("decode_errors", s.decode_errors)
         .num("dns_names_evicted", s.dns_names_evicted)
-        .num("callback_errors", s.callback_errors);
+        .num("callback_errors", s.callback_errors)
+        .num("canaries_sent", s.canaries_sent)
+        .num("canaries_missed", s.canaries_missed)
+        .num("links_detached", s.links_detached)
+        .num("reattachments", s.reattachments)
+        .num("unwatched_ns", s.unwatched_ns);
     if (!backend.empty())
         j.str("backend", backend);
+    return j.done();
+}
+
+const char *health_kind_name(HealthKind kind) noexcept
+{
+    switch (kind) {
+    case HealthKind::canary_missed: return "canary_missed";
+    case HealthKind::link_detached: return "link_detached";
+    case HealthKind::reattached: return "reattached";
+    case HealthKind::reattach_failed: return "reattach_failed";
+    }
+    return "unknown";
+}
+
+std::string to_json(const HealthEvent &e)
+{
+    Json j("health");
+    j.str("kind", health_kind_name(e.kind)).str("what", e.what).str("message", e.message).num("timestamp", e.timestamp_ns);
     return j.done();
 }
 

@@ -34,6 +34,12 @@ int main(void)
     CONSTANT(CONNSCOPE_EMOVED);
     CONSTANT(CONNSCOPE_ECALLBACK);
     CONSTANT(CONNSCOPE_EINTERNAL);
+    CONSTANT(CONNSCOPE_ENOTFIRING);
+    CONSTANT(CONNSCOPE_HEALTH_CANARY_MISSED);
+    CONSTANT(CONNSCOPE_HEALTH_LINK_DETACHED);
+    CONSTANT(CONNSCOPE_HEALTH_REATTACHED);
+    CONSTANT(CONNSCOPE_HEALTH_REATTACH_FAILED);
+    CONSTANT(CONNSCOPE_LIVENESS_OFF);
     CONSTANT(CONNSCOPE_DNS_DEFAULT);
     CONSTANT(CONNSCOPE_DNS_ON);
     CONSTANT(CONNSCOPE_DNS_OFF);
@@ -68,6 +74,10 @@ int main(void)
     FIELD(connscope_opts, log);
     FIELD(connscope_opts, log_ctx);
     FIELD(connscope_opts, log_level);
+    FIELD(connscope_opts, startup_timeout_ms);
+    FIELD(connscope_opts, liveness_interval_ms);
+    FIELD(connscope_opts, health);
+    FIELD(connscope_opts, health_ctx);
 
     STRUCT(connscope_port_range);
     FIELD(connscope_port_range, first);
@@ -161,6 +171,19 @@ int main(void)
     FIELD(connscope_stats, dns_tcp_dropped_bytes);
     FIELD(connscope_stats, dns_names_evicted);
     FIELD(connscope_stats, callback_errors);
+    FIELD(connscope_stats, canaries_sent);
+    FIELD(connscope_stats, canaries_missed);
+    FIELD(connscope_stats, links_detached);
+    FIELD(connscope_stats, reattachments);
+    FIELD(connscope_stats, unwatched_ns);
+
+    STRUCT(connscope_health_event);
+    FIELD(connscope_health_event, sz);
+    FIELD(connscope_health_event, kind);
+    FIELD(connscope_health_event, kind_name);
+    FIELD(connscope_health_event, what);
+    FIELD(connscope_health_event, message);
+    FIELD(connscope_health_event, timestamp_ns);
 
     STRUCT(connscope_backend_info);
     FIELD(connscope_backend_info, sz);
@@ -180,6 +203,7 @@ int main(void)
 #define LAST(type) printf("%s__last_field %s\n", #type, CONNSCOPE_STRINGIFY(type##__last_field))
     LAST(connscope_filters);
     LAST(connscope_opts);
+    LAST(connscope_health_event);
     LAST(connscope_callbacks);
     LAST(connscope_process);
     LAST(connscope_address);

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -78,7 +79,7 @@ class BadInput(unittest.TestCase):
     def test_missing_value(self):
         for flag in ("--duration", "--ring-size", "--pid", "--uid", "--comm", "--cgroup",
                      "--backend", "--dns-port", "--max-latency-ms", "--stats-interval",
-                     "--family", "--port"):
+                     "--liveness-interval", "--family", "--port"):
             with self.subTest(flag=flag):
                 err = self.bad(flag, says=(flag, "needs a value"))
                 self.assertIn("Try 'connscope-trace --help'", err)
@@ -119,6 +120,109 @@ class Help(unittest.TestCase):
             self.assertIn("Usage: connscope-trace", r.stdout)
             self.assertIn("--json", r.stdout)
             self.assertEqual(r.stderr, "")
+
+
+# One tracer after another from a shell, three TCP connects right after each
+# prints "watching" (the sequence of issue 22). stderr goes to a file removed
+# before each start: with a stale file the script would read the previous
+# run's "watching" and connect before the new tracer had even loaded.
+STARTUP_SCRIPT = r"""
+port=$1 runs=$2; shift 2
+for i in $(seq 1 "$runs"); do
+  for backend in "$@"; do
+    rm -f "$dir/err" "$dir/out"
+    "$TRACE" --json --no-dns --backend "$backend" --port "$port" >"$dir/out" 2>"$dir/err" &
+    pid=$!
+    until grep -q watching "$dir/err" 2>/dev/null; do
+      kill -0 $pid 2>/dev/null || { cat "$dir/err" >&2; exit 2; }
+      sleep 0.001
+    done
+    for k in 1 2 3; do exec 3<>/dev/tcp/127.0.0.1/$port; exec 3>&-; done
+    kill -INT $pid; wait $pid
+    echo "$backend $(grep -c "\"port\":$port}" "$dir/out")"
+  done
+done
+"""
+
+
+def available_backends():
+    r = run("--list-backends")
+    return [line.split(":")[0] for line in r.stdout.splitlines() if line.endswith(": available")]
+
+
+@unittest.skipUnless(IS_ROOT, "loads BPF programs: needs root")
+class StartUp(unittest.TestCase):
+    def test_connects_right_after_watching_are_all_reported(self):
+        backends = [b for b in available_backends() if b in ("cgroup", "tracepoint", "lsm", "fentry")]
+        if not backends:
+            self.skipTest("no backend is available here")
+        runs = int(os.environ.get("CONNSCOPE_STARTUPS", "15"))
+        with socket.socket() as listener, tempfile.TemporaryDirectory(prefix="connscope-startup-") as tmp:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(64)
+            listener.setblocking(False)
+            port = listener.getsockname()[1]
+            env = dict(os.environ, TRACE=TRACE, dir=tmp)
+            # Each backend after another of its own kind, and the last after the first.
+            order = backends + backends[:1] if len(backends) > 1 else backends * 2
+            p = subprocess.Popen(["bash", "-c", STARTUP_SCRIPT, "startup", str(port), str(runs), *order],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            while p.poll() is None:  # accept as they come, so the backlog never fills
+                select.select([listener, p.stdout], [], [], 0.1)
+                try:
+                    listener.accept()[0].close()
+                except BlockingIOError:
+                    pass
+            out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err)
+        lines = out.split("\n")
+        results = [line.split() for line in lines if line.strip()]
+        self.assertEqual(len(results), runs * len(order), out)
+        missed = [r for r in results if r[1] != "3"]
+        self.assertEqual(missed, [], f"start-ups whose connects were not all reported, of {len(results)}")
+
+
+def link_ids_of(pid, attach_type):
+    """bpftool's ids of the links of one attach type whose program process pid holds."""
+    progs = set()
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                progs.update(int(line.split()[1]) for line in f if line.startswith("prog_id:"))
+        except OSError:
+            pass
+    r = subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True, text=True)
+    return [str(link["id"]) for link in json.loads(r.stdout or "[]")
+            if link.get("attach_type") == attach_type and link.get("prog_id") in progs]
+
+
+@unittest.skipUnless(IS_ROOT, "loads BPF programs: needs root")
+class Health(unittest.TestCase):
+    @unittest.skipUnless(shutil.which("bpftool"), "needs bpftool to detach a link")
+    def test_a_detached_link_is_a_health_record_and_is_repaired(self):
+        if "cgroup" not in available_backends():
+            self.skipTest("the cgroup backend is not available here")
+        p = subprocess.Popen([TRACE, "--json", "--no-dns", "--backend", "cgroup", "--liveness-interval", "1",
+                              "--duration", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_watching(p)
+            ids = link_ids_of(p.pid, "cgroup_inet4_connect")
+            self.assertEqual(len(ids), 1, "the backend's one cgroup/connect4 link")
+            subprocess.run(["bpftool", "link", "detach", "id", ids[0]], check=True)
+            out, err = p.communicate(timeout=20)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertEqual(p.returncode, 0, err)
+        records = [json.loads(line) for line in out.splitlines()]
+        health = [r for r in records if r["event"] == "health"]
+        self.assertEqual([h["kind"] for h in health], ["link_detached", "reattached"], out)
+        self.assertIn("cgroup/connect4", health[0]["what"])
+        self.assertEqual(list(health[0]), CONTRACT_KEYS["health"])
+        stats = records[-1]
+        self.assertEqual((stats["links_detached"], stats["reattachments"], stats["canaries_missed"]), (1, 1, 0))
+        self.assertGreater(stats["unwatched_ns"], 0)
 
 
 @unittest.skipUnless(IS_ROOT, "loads BPF programs: needs root")
@@ -220,7 +324,9 @@ CONTRACT_KEYS = {
     "net_tcp_connect": ["event", *PROCESS_KEYS, "sockfd", "dst_ip", "dst_port", "results"],
     "stats": ["event", "events", "lost", "tcp_events", "dns_messages", "lost_ring_connect", "lost_ring_dns",
               "dns_truncated", "dns_malformed", "dns_tcp_dropped_bytes", "decode_errors", "dns_names_evicted",
-              "callback_errors", "backend"],
+              "callback_errors", "canaries_sent", "canaries_missed", "links_detached", "reattachments",
+              "unwatched_ns", "backend"],
+    "health": ["event", "kind", "what", "message", "timestamp"],
 }
 
 

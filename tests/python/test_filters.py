@@ -201,7 +201,8 @@ class FilterArgumentTest(unittest.TestCase):
         # connscope::Stats, field for field (include/connscope/session.hpp).
         want = ["events", "tcp_events", "dns_messages", "lost", "lost_ring_connect", "lost_ring_dns",
                 "decode_errors", "dns_truncated", "dns_malformed", "dns_tcp_dropped_bytes",
-                "dns_names_evicted", "callback_errors"]
+                "dns_names_evicted", "callback_errors", "canaries_sent", "canaries_missed",
+                "links_detached", "reattachments", "unwatched_ns"]
         self.assertEqual(list(connscope.Stats.__dataclass_fields__), want)
         self.assertEqual([name for name, _ in connscope._ffi.Stats._fields_[1:]], want)
 

@@ -386,6 +386,29 @@ class ErrorTest(unittest.TestCase):
             connscope.Session(dns_ports=list(range(1, 40)))
         self.assertEqual(cm.exception.code, -errno.EINVAL)
 
+    def test_liveness(self):
+        # The start-up proof ran (its canaries are counted, never delivered),
+        # and a liveness round passes while polling.
+        with connscope.Session(dns=False, exclude_self=False, liveness_interval_ms=1000,
+                               startup_timeout_ms=3000) as s:
+            self.assertGreaterEqual(s.stats().canaries_sent, 1)
+            events = []
+            end = time.monotonic() + 2.3
+            while time.monotonic() < end:
+                events += s.poll(0.05)
+            st = s.stats()
+            self.assertGreaterEqual(st.canaries_sent, 3)
+            self.assertEqual((st.canaries_missed, st.links_detached, st.reattachments), (0, 0, 0))
+            self.assertEqual([e for e in events if isinstance(e, connscope.HealthEvent)], [])
+            mine = [e for e in events if getattr(e, "pid", None) == os.getpid() and e.type == "SOCK_DGRAM"]
+            self.assertEqual(mine, [], "a canary reached the caller")
+            self.assertIn('"canaries_sent":', s.stats_json())
+        with self.assertRaises(connscope.Error) as cm:
+            connscope.Session(liveness_interval_ms=500)
+        self.assertEqual(cm.exception.code, -errno.EINVAL)
+        self.assertIn("liveness_interval 500 ms", str(cm.exception))
+        connscope.Session(dns=False, liveness_interval_ms=None).close()  # off is allowed
+
     def test_bad_log_level(self):
         with self.assertRaises(connscope.Error) as cm:
             connscope.Session(log=lambda level, text: None, log_level=9)

@@ -8,7 +8,8 @@
             print(ev.event, ev.pid, ev.comm, ev.remote_addr)
 
 Events are SecuritySocketConnect and NetTcpConnect dataclasses whose fields
-have the names of connscope's JSON output. Failures raise connscope.Error,
+have the names of connscope's JSON output; HealthEvent records among them say
+when the session found its own hooks not firing or detached, and repaired them. Failures raise connscope.Error,
 whose .code is the library's negative error code and whose message is the
 library's own (what failed, why, and what to do). Diagnostics go to the
 log= callable of a Session, at the levels of connscope.LogLevel; without one
@@ -30,15 +31,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, List, Optional, Union
 
 from . import _ffi
-from ._ffi import (EBACKEND, ECALLBACK, EINTERNAL, EMOVED, ENOBTF, ENOCGROUP2)  # noqa: F401
+from ._ffi import (EBACKEND, ECALLBACK, EINTERNAL, EMOVED, ENOBTF, ENOCGROUP2, ENOTFIRING)  # noqa: F401
 
 __all__ = [
-    "Session", "Error", "SecuritySocketConnect", "NetTcpConnect", "Stats", "BackendInfo",
+    "Session", "Error", "SecuritySocketConnect", "NetTcpConnect", "HealthEvent", "Stats", "BackendInfo",
     "BackendStatus", "LogLevel", "library_version", "EBACKEND", "ENOCGROUP2", "ENOBTF",
-    "EMOVED", "ECALLBACK", "EINTERNAL",
+    "EMOVED", "ECALLBACK", "EINTERNAL", "ENOTFIRING",
 ]
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 # The oldest library whose C ABI this module declares (0.2 moved the process
 # and address out of the events, behind pointers).
@@ -167,7 +168,21 @@ class NetTcpConnect:
         return asdict(self)
 
 
-Event = Union[SecuritySocketConnect, NetTcpConnect]
+@dataclass(frozen=True)
+class HealthEvent:
+    """The session's watch over its own hooks: what went missing and what it did."""
+    event: str = field(default="health", init=False)
+    kind: str       # "canary_missed", "link_detached", "reattached" or "reattach_failed"
+    what: str       # the canary or the link it concerns
+    message: str    # what went missing, since when, and what the session did about it
+    timestamp: int  # when it was found, ns since the Unix epoch
+
+    def to_dict(self) -> dict:
+        """The record as connscope-trace --json writes it."""
+        return asdict(self)
+
+
+Event = Union[SecuritySocketConnect, NetTcpConnect, HealthEvent]
 
 
 @dataclass(frozen=True)
@@ -189,6 +204,11 @@ class Stats:
     dns_tcp_dropped_bytes: int  # DNS-over-TCP bytes dropped (out of order or over the bound)
     dns_names_evicted: int      # names the DNS cache evicted to stay in bounds
     callback_errors: int        # callbacks that failed; their events count as delivered
+    canaries_sent: int          # canary connects made (one per family per round)
+    canaries_missed: int        # canary connects that did not come back within the interval
+    links_detached: int         # times a link of the session's was found detached
+    reattachments: int          # times the session attached its programs again
+    unwatched_ns: int           # ns the session was not sure it was watching (see the C docs)
 
 
 @dataclass(frozen=True)
@@ -331,7 +351,8 @@ class Session:
     Session(backend="auto", ring_size=0, max_latency_ms=0, dns=True,
             dns_ports=None, dns_payload_max=0, library=None, *,
             pids=None, uids=None, comms=None, cgroups=None, families=None,
-            ports=None, exclude_self=True, log=None, log_level=None)
+            ports=None, exclude_self=True, log=None, log_level=None,
+            startup_timeout_ms=0, liveness_interval_ms=0)
 
     backend is "auto", a name ("cgroup"), a comma list or a list of names;
     zero/None settings take the library defaults (4 MiB ring, 10 ms latency,
@@ -344,6 +365,11 @@ class Session:
     library work (Session(), set_filters()), on their thread; an exception
     it raises is raised again by that call once the library has returned.
     Without log the library is silent.
+
+    Session() returns once a connect of its own came back through the ring
+    (within startup_timeout_ms; 0: 5 s), else raises Error ENOTFIRING. Every
+    liveness_interval_ms (0: 10 s; None: off) it proves it again and checks
+    its links; what it finds and repairs comes out of poll() as HealthEvent.
 
     The filter keywords choose which connects are reported; the kernel drops
     the others before they use ring space. None (or empty) means "any"; a
@@ -365,7 +391,8 @@ class Session:
                  dns_payload_max: int = 0, library=None, *, pids=None, uids=None, comms=None,
                  cgroups=None, families=None, ports=None, exclude_self: bool = True,
                  log: Optional[Callable[[LogLevel, str], None]] = None,
-                 log_level: Optional[int] = None):
+                 log_level: Optional[int] = None, startup_timeout_ms: int = 0,
+                 liveness_interval_ms: Optional[int] = 0):
         self._lib = _lib(library)
         self._ptr = None
         self._pending: List[Event] = []
@@ -396,6 +423,11 @@ class Session:
         if log is not None:
             self._on_log = _ffi.LogFn(self._log_cb)
             opts.log = self._on_log
+        opts.startup_timeout_ms = startup_timeout_ms or 0
+        opts.liveness_interval_ms = (_ffi.LIVENESS_OFF if liveness_interval_ms is None
+                                     else liveness_interval_ms or 0)
+        self._on_health = _ffi.HealthFn(self._health_cb)
+        opts.health = self._on_health
         self._on_connect = _ffi.ConnectFn(self._connect_cb)
         self._on_tcp_connect = _ffi.TcpConnectFn(self._tcp_cb)
         cb = _ffi.Callbacks()
@@ -436,6 +468,9 @@ class Session:
     def _convert_tcp(self, ev):
         return _tcp_event(ev.contents)
 
+    def _convert_health(self, event):
+        return event
+
     # A callback that raises stops the poll (negative return); poll() re-raises.
     def _connect_cb(self, ev, _ctx):
         try:
@@ -444,6 +479,15 @@ class Session:
         except BaseException as e:  # noqa: B036 - re-raised by poll()
             self._exception = e
             return -ECALLBACK
+
+    def _health_cb(self, ev, _ctx):
+        try:
+            e = ev.contents
+            self._pending.append(self._convert_health(
+                HealthEvent(kind=_text(e.kind_name), what=_text(e.what), message=_text(e.message),
+                            timestamp=e.timestamp_ns)))
+        except BaseException as e:  # noqa: B036 - re-raised by poll()
+            self._exception = e
 
     def _tcp_cb(self, ev, _ctx):
         try:

@@ -8,6 +8,7 @@ as connscope-trace's do. The options are connscope-trace's, less
 --list-backends (the C ABI has no probe of its own).
 """
 
+import json
 import os
 import signal
 import sys
@@ -31,6 +32,8 @@ connscope-trace --json does (needs root).
   --no-dns             do not capture DNS answers (net_tcp_connect results stay empty)
   --dns-port N         take DNS answers from port N (repeatable; default 53)
   --stats-interval S   also write a stats record every S seconds
+  --liveness-interval S  prove every S seconds that the hooks still fire and
+                       are attached, and repair them (default 10; 0: off)
   --verbose            show the library's diagnostics and libbpf's warnings;
                        twice: also libbpf's debug detail (verifier logs)
 
@@ -63,6 +66,10 @@ class JsonSession(Session):
     def _convert_tcp(self, ev):
         return _json_text(lambda buf, n: self._lib.connscope_tcp_connect_event_json(ev, buf, n),
                           self._check)
+
+    def _convert_health(self, event):
+        # The record connscope-trace --json writes (its texts are ASCII).
+        return json.dumps(event.to_dict(), separators=(",", ":"))
 
 
 def number(flag, text, maximum):
@@ -103,6 +110,10 @@ def parse_args(argv):
             i += 1
         elif arg == "--max-latency-ms":
             kw["max_latency_ms"] = number(arg, value, 1000000)
+            i += 1
+        elif arg == "--liveness-interval":
+            seconds = number(arg, value, 3600)
+            kw["liveness_interval_ms"] = seconds * 1000 if seconds else None
             i += 1
         elif arg == "--stats-interval":
             a["stats_interval"] = float(number(arg, value, 86400))

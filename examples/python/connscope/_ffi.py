@@ -21,6 +21,7 @@ ENOBTF = 4002
 EMOVED = 4003
 ECALLBACK = 4004
 EINTERNAL = 4005
+ENOTFIRING = 4006
 
 DNS_DEFAULT = 0
 DNS_ON = 1
@@ -72,6 +73,27 @@ class Filters(Structure):
 
 LogFn = CFUNCTYPE(None, c_int, c_char_p, c_void_p)
 
+LIVENESS_OFF = 0xFFFFFFFF
+
+HEALTH_CANARY_MISSED = 1
+HEALTH_LINK_DETACHED = 2
+HEALTH_REATTACHED = 3
+HEALTH_REATTACH_FAILED = 4
+
+
+class HealthEvent(Structure):
+    _fields_ = [
+        ("sz", c_size_t),
+        ("kind", c_int),
+        ("kind_name", c_char_p),
+        ("what", c_char_p),
+        ("message", c_char_p),
+        ("timestamp_ns", c_uint64),
+    ]
+
+
+HealthFn = CFUNCTYPE(None, POINTER(HealthEvent), c_void_p)
+
 
 class Opts(Structure):
     _fields_ = [
@@ -89,6 +111,10 @@ class Opts(Structure):
         ("log", LogFn),
         ("log_ctx", c_void_p),
         ("log_level", c_int),
+        ("startup_timeout_ms", c_uint32),
+        ("liveness_interval_ms", c_uint32),
+        ("health", HealthFn),
+        ("health_ctx", c_void_p),
     ]
 
 
@@ -175,7 +201,8 @@ class Stats(Structure):
     _fields_ = [("sz", c_size_t)] + [(name, c_uint64) for name in (
         "events", "tcp_events", "dns_messages", "lost", "lost_ring_connect", "lost_ring_dns",
         "decode_errors", "dns_truncated", "dns_malformed", "dns_tcp_dropped_bytes",
-        "dns_names_evicted", "callback_errors")]
+        "dns_names_evicted", "callback_errors", "canaries_sent", "canaries_missed",
+        "links_detached", "reattachments", "unwatched_ns")]
 
 
 class BackendInfo(Structure):
@@ -211,6 +238,7 @@ STRUCTS = {
     "connscope_stats": Stats,
     "connscope_backend_info": BackendInfo,
     "connscope_backend_status": BackendStatus,
+    "connscope_health_event": HealthEvent,
 }
 
 

@@ -153,7 +153,8 @@ int main(void)
     connscope_session_free(s);
 
     ok = err >= 0 && t.delivered + st.lost == made && st.lost > 0 && t.others == 0 && st.events == t.delivered &&
-         st.lost == st.lost_ring_connect + st.lost_ring_dns + st.decode_errors;
+         st.lost == st.lost_ring_connect + st.lost_ring_dns + st.decode_errors &&
+         st.canaries_sent >= 1 && st.canaries_missed == 0; /* the start-up proof ran, through the C ABI */
     printf("accounting: child %d made %llu connects in %.2f s; delivered %llu + lost %llu = %llu"
            " (%s); lost_ring_connect %llu, events %llu, from other pids %llu, decode_errors %llu, callback_errors %llu\n",
            (int)child, (unsigned long long)made, now_s() - started, (unsigned long long)t.delivered,
