@@ -12,13 +12,15 @@ constexpr double udp_goal = 1.10;
 constexpr double tcp_goal = 1.03;
 
 std::function<std::unique_ptr<bench::Tracer>()> session(const std::string &backend, bool dns,
-                                                        std::chrono::milliseconds max_latency)
+                                                        std::chrono::milliseconds max_latency,
+                                                        std::chrono::milliseconds liveness = std::chrono::seconds(10))
 {
     return [=]() -> std::unique_ptr<bench::Tracer> {
         connscope::Options o;
         o.backends = {backend};
         o.dns.enabled = dns;
         o.max_latency = max_latency;
+        o.liveness_interval = liveness;
         bench::exclude_self(o, false); // the loops run in this process
         return std::make_unique<bench::SessionTracer>(std::move(o));
     };
@@ -104,9 +106,16 @@ int main(int argc, char **argv)
     }
     configs.push_back({"reference: wakeup per record",
                        [=] { return std::make_unique<bench::ReferenceTracer>(Kind::wakeup); }, false});
-    if (!usable.empty())
+    if (!usable.empty()) {
         configs.push_back({"reference: Session " + usable.front() + " max_latency=1ms",
                            session(usable.front(), true, ms(1)), false});
+        // The liveness canary's cost: the defaults' row (a round per 10 s)
+        // against none, and against a round every second.
+        configs.push_back({"reference: Session " + usable.front() + ", liveness off",
+                           session(usable.front(), true, ms(10), ms(0)), false});
+        configs.push_back({"reference: Session " + usable.front() + ", liveness every 1 s",
+                           session(usable.front(), true, ms(10), ms(1000)), false});
+    }
 
     std::fprintf(stderr, "connect_overhead: %zu setups\n", configs.size());
     const auto rows = bench::run_interleaved(configs, sizes);

@@ -2,7 +2,9 @@
 /*
  * The cgroup backend: cgroup/connect4, connect6 and connect_unix on the
  * cgroup v2 root. They run after the LSM check on the kernel's copy of the
- * address, and only observe: they always allow the connect (return 1).
+ * address, for connect(2), io_uring and Fast Open sends alike (all reach
+ * __inet_stream_connect's pre_connect), and only observe: they always allow
+ * the connect (return 1).
  */
 #include "connect.bpf.h"
 #include "filters.bpf.h"
@@ -28,9 +30,14 @@ extern void *bpf_cast_to_kern_ctx(void *) __ksym __weak;
 static __always_inline struct cs_connect_record *cgroup_begin(struct bpf_sock_addr *ctx, bool task_btf)
 {
 	struct cs_connect_record *rec = connect_begin(CS_HOOK_CGROUP, ctx->type & SOCK_TYPE_MASK, task_btf);
+	struct connect_origin origin;
 
-	if (rec)
-		rec->sockfd = syscall_connect_fd(task_btf);
+	if (!rec)
+		return 0;
+	/* connect(2), io_uring and Fast Open sends alike: all reach pre_connect. */
+	origin = connect_origin(task_btf);
+	rec->sockfd = origin.fd;
+	rec->via = origin.via;
 	return rec;
 }
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause */
 /*
  * The connect context every connect backend builds its record from: who
- * (fill_process()), the fd (syscall_connect_fd()), the reservation and the
+ * (fill_process()), the fd and path (connect_origin()), the reservation and the
  * submit. Filtering is left to the callers (filters.bpf.h), which check
  * before connect_begin() reserves anything.
  */
@@ -11,8 +11,32 @@
 #include "ring.bpf.h"
 #include <bpf/bpf_tracing.h>
 
-/* orig_ax of the connect syscall on x86_64. */
+/* System call numbers (orig_ax) a connect can come from on x86_64... */
 #define NR_CONNECT_X86_64 42
+#define NR_SENDTO_X86_64 44
+#define NR_SENDMSG_X86_64 46
+#define NR_SENDMMSG_X86_64 307
+#define NR_IO_URING_ENTER 426 /* the same number for 32-bit tasks */
+/* ...and for a 32-bit task (ia32 emulation). */
+#define NR_SOCKETCALL_I386 102
+#define NR_SENDMMSG_I386 345
+#define NR_CONNECT_I386 362
+#define NR_SENDTO_I386 369
+#define NR_SENDMSG_I386 370
+/* socketcall's call number for connect (the others that reach a hook are sends). */
+#define SYS_CONNECT 3
+/* thread_info.status while a 32-bit system call runs (x86's TS_COMPAT). */
+#define TS_COMPAT 0x0002
+/* task_struct.flags of io_uring's worker threads. */
+#define PF_IO_WORKER 0x00000010
+/* The flag a send asks for Fast Open with, and the sysctl bit that lets it. */
+#define MSG_FASTOPEN 0x20000000
+#define TFO_CLIENT_ENABLE 1
+#define SOCK_STREAM 1
+#define SS_UNCONNECTED 1
+#define SS_CONNECTING 2
+#define IPPROTO_TCP 6
+#define IPPROTO_MPTCP 262
 /* The kernel's SOCK_TYPE_MASK: the SOCK_* type without SOCK_NONBLOCK, SOCK_CLOEXEC. */
 #define SOCK_TYPE_MASK 0xf
 /* The kernel's MAX_PID_NS_LEVEL: a pid has levels 0..31. */
@@ -120,20 +144,50 @@ static __always_inline void fill_process(struct cs_process *p, bool task_btf)
 }
 
 /*
- * sockfd is not an argument of the hooks: read it from the user registers
- * saved at the top of the kernel stack, but only when the current syscall is
- * connect (io_uring and socketcall have no fd to give). x86 FRED kernels pad
- * the stack top, so both layouts are tried; orig_ax must say connect for
- * either to count.
+ * Where a connect came from, told by the system call the task is in (its
+ * number in orig_ax of the user registers saved at the top of the kernel
+ * stack) and, for io_uring's worker threads, by the task's flags.
  */
-static __always_inline __s32 syscall_connect_fd(bool task_btf)
+struct connect_origin {
+	__s32 fd;  /* the socket's fd when the system call names it, else -1 */
+	__u16 via; /* CS_VIA_* */
+};
+
+/* Whether task is in a 32-bit system call (x86's in_ia32_syscall()). */
+static __always_inline bool in_compat_syscall(struct task_struct *task, bool task_btf)
 {
-	void *stack = task_btf ? bpf_get_current_task_btf()->stack
-			       : BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), stack);
+	if (!bpf_core_field_exists(task->thread_info.status))
+		return false;
+	return (task_btf ? task->thread_info.status : BPF_CORE_READ(task, thread_info.status)) & TS_COMPAT;
+}
+
+/*
+ * sockfd is not an argument of the hooks: it is the first argument of the
+ * system call, read from the saved user registers, but only for the calls
+ * that name a socket (io_uring and socketcall have no fd register to give).
+ * x86 FRED kernels pad the stack top, so both layouts are tried; orig_ax
+ * must be one of these calls for either to count. A 32-bit task's calls
+ * (int 0x80 or a 32-bit program) have their own numbers, and the fd in bx.
+ */
+static __always_inline struct connect_origin connect_origin(bool task_btf)
+{
+	struct task_struct *task = task_btf ? bpf_get_current_task_btf()
+					    : (struct task_struct *)bpf_get_current_task();
+	struct connect_origin out = {.fd = -1, .via = CS_VIA_UNKNOWN};
+	unsigned int flags = task_btf ? task->flags : BPF_CORE_READ(task, flags);
+	void *stack = task_btf ? task->stack : BPF_CORE_READ(task, stack);
+	bool compat = false;
 	__u32 pad;
 
+	/* io-wq workers and (from 5.12) the SQPOLL thread: their registers are
+	 * not a system call's. */
+	if (flags & PF_IO_WORKER) {
+		out.via = CS_VIA_IO_URING;
+		return out;
+	}
 	if (!stack)
-		return -1;
+		return out;
+	compat = in_compat_syscall(task, task_btf);
 	for (pad = 0; pad <= FRED_STACK_PADDING; pad += FRED_STACK_PADDING) {
 		struct pt_regs *regs = stack + thread_size - pad - bpf_core_type_size(struct pt_regs);
 		/* di and orig_ax are neighbours in x86_64's pt_regs: one read for both. */
@@ -141,16 +195,91 @@ static __always_inline __s32 syscall_connect_fd(bool task_btf)
 			unsigned long di;
 			unsigned long orig_ax;
 		} tail;
+		unsigned long bx = 0;
 
 		if (bpf_core_field_offset(struct pt_regs, orig_ax) !=
 		    bpf_core_field_offset(struct pt_regs, di) + sizeof(tail.di))
-			return -1;
+			return out;
 		if (bpf_probe_read_kernel(&tail, sizeof(tail), &regs->di))
 			continue;
-		if (tail.orig_ax == NR_CONNECT_X86_64)
-			return (__s32)tail.di;
+		if (!compat) {
+			switch (tail.orig_ax) {
+			case NR_CONNECT_X86_64:
+				out.via = CS_VIA_CONNECT;
+				break;
+			case NR_SENDTO_X86_64:
+			case NR_SENDMSG_X86_64:
+			case NR_SENDMMSG_X86_64:
+				out.via = CS_VIA_FASTOPEN;
+				break;
+			case NR_IO_URING_ENTER:
+				out.via = CS_VIA_IO_URING;
+				return out;
+			default:
+				continue;
+			}
+			out.fd = (__s32)tail.di;
+			return out;
+		}
+		/* bx holds the fd, or socketcall's call number. */
+		if (bpf_probe_read_kernel(&bx, sizeof(bx), &regs->bx))
+			continue;
+		switch (tail.orig_ax) {
+		case NR_IO_URING_ENTER:
+			out.via = CS_VIA_IO_URING;
+			return out;
+		case NR_SOCKETCALL_I386: /* the fd is in the caller's argument array */
+			out.via = bx == SYS_CONNECT ? CS_VIA_CONNECT : CS_VIA_FASTOPEN;
+			return out;
+		case NR_CONNECT_I386:
+			out.via = CS_VIA_CONNECT;
+			break;
+		case NR_SENDTO_I386:
+		case NR_SENDMSG_I386:
+		case NR_SENDMMSG_I386:
+			out.via = CS_VIA_FASTOPEN;
+			break;
+		default:
+			continue;
+		}
+		out.fd = (__s32)bx;
+		return out;
 	}
-	return -1;
+	return out;
+}
+
+/*
+ * Whether a send with MSG_FASTOPEN and an address connects this socket:
+ * tcp_sendmsg does it for an unconnected TCP (or MPTCP) socket when the
+ * network namespace's net.ipv4.tcp_fastopen has the client bit; otherwise
+ * the send fails (EOPNOTSUPP, EISCONN) or only sends, and there is no
+ * connect to report. btf_args: sock is a BTF pointer (lsm, fentry), so its
+ * fields are plain loads; elsewhere they are read through the helper.
+ */
+static __always_inline bool fastopen_socket_connects(struct socket *sock, bool btf_args)
+{
+	struct sock *sk;
+
+	if ((btf_args ? sock->state : BPF_CORE_READ(sock, state)) != SS_UNCONNECTED ||
+	    ((btf_args ? sock->type : BPF_CORE_READ(sock, type)) & SOCK_TYPE_MASK) != SOCK_STREAM)
+		return false;
+	sk = btf_args ? sock->sk : BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return false;
+	switch (BPF_CORE_READ(sk, sk_protocol)) {
+	case IPPROTO_TCP:
+	case IPPROTO_MPTCP:
+		break;
+	default:
+		return false;
+	}
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ipv4.sysctl_tcp_fastopen) & TFO_CLIENT_ENABLE;
+}
+
+/* The fd alone (bench/reference.bpf.c measures the hooks with it). */
+static __always_inline __s32 syscall_connect_fd(bool task_btf)
+{
+	return connect_origin(task_btf).fd;
 }
 
 /*
@@ -176,7 +305,7 @@ static __always_inline struct cs_connect_record *connect_begin(__u16 hook, __u16
 	rec->flags = 0;
 	rec->addrlen = 0;
 	rec->hook = hook;
-	rec->pad = 0;
+	rec->via = CS_VIA_UNKNOWN;
 	return rec;
 }
 

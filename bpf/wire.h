@@ -72,7 +72,7 @@ struct cs_connect_record {
 	__u16 flags;     /* CS_CONNECT_* */
 	__u32 addrlen;   /* as the caller passed it */
 	__u16 hook;      /* CS_HOOK_* of the program that wrote the record (diagnostics; lib/ checks it) */
-	__u16 pad;
+	__u16 via;       /* CS_VIA_*: the path that asked for the connect */
 	__u8 addr[CS_SOCKADDR_MAX]; /* raw sockaddr, min(addrlen, CS_SOCKADDR_MAX) bytes valid */
 };
 
@@ -124,12 +124,19 @@ struct cs_filter_config {
 };
 
 /* The program family that wrote a connect record (its hook field). */
-#define CS_HOOK_LSM 1        /* lsm/socket_connect */
-#define CS_HOOK_FENTRY 2     /* fentry/security_socket_connect */
-#define CS_HOOK_KPROBE 3     /* kprobe/security_socket_connect */
+#define CS_HOOK_LSM 1        /* lsm/socket_connect, socket_sendmsg */
+#define CS_HOOK_FENTRY 2     /* fentry/security_socket_connect, security_socket_sendmsg */
+#define CS_HOOK_KPROBE 3     /* kprobe/security_socket_connect, security_socket_sendmsg */
 #define CS_HOOK_CGROUP 4     /* cgroup/connect4, connect6, connect_unix */
-#define CS_HOOK_TRACEPOINT 5 /* tracepoint/syscalls/sys_enter_connect, tp_btf/sys_enter */
+#define CS_HOOK_TRACEPOINT 5 /* syscalls/sys_enter_connect, _sendto, _sendmsg, _sendmmsg, tp_btf/sys_enter, io_uring */
 #define CS_HOOK_LAST CS_HOOK_TRACEPOINT
+
+/* The path a connect came by (its via field); connscope::ConnectVia names them. */
+#define CS_VIA_UNKNOWN 0  /* no system call or io_uring request of ours: made by the kernel, or not told */
+#define CS_VIA_CONNECT 1  /* connect(2), also 32-bit connect and socketcall */
+#define CS_VIA_FASTOPEN 2 /* sendto, sendmsg or sendmmsg with MSG_FASTOPEN */
+#define CS_VIA_IO_URING 3 /* an io_uring request: IORING_OP_CONNECT, or a send with MSG_FASTOPEN */
+#define CS_VIA_LAST CS_VIA_IO_URING
 
 CS_STATIC_ASSERT(sizeof(struct cs_filter_config) == 84, "cs_filter_config layout");
 CS_STATIC_ASSERT(sizeof(struct cs_header) == 16, "cs_header layout");

@@ -267,6 +267,7 @@ void Session::Impl::handle_connect(const void *data, std::size_t size)
     NetTcpConnect &tcp_ev = tcp_event;
     tcp_ev.process = ev.process;
     tcp_ev.sockfd = ev.sockfd;
+    tcp_ev.via = ev.via;
     tcp_ev.dst_ip = inet->ip.to_string();
     tcp_ev.dst_port = inet->port;
     tcp_ev.results.clear();

@@ -172,20 +172,23 @@ void append_json_line(std::string &out, const connscope::SecuritySocketConnect &
 {
     const std::string type = connscope::socket_type_name(ev.type);
     const AddressText addr = address_text(ev.remote_addr);
-    Cursor c(out, 128 + process_bound(ev.process) + escaped_bound(type.size()) + addr.bound);
+    const std::string via = connscope::connect_via_name(ev.via);
+    Cursor c(out, 160 + process_bound(ev.process) + escaped_bound(type.size()) + addr.bound);
     c.lit("{\"event\":\"security_socket_connect\",\"timestamp\":");
     process_fields(c, ev.process);
     c.lit(",\"sockfd\":").snum(ev.sockfd).lit(",\"type\":\"").escaped(type).lit("\",\"remote_addr\":");
     address(c, ev.remote_addr, addr);
     if (ev.toctou)
-        c.lit(",\"toctou\":true}\n");
+        c.lit(",\"toctou\":true");
     else
-        c.lit(",\"toctou\":false}\n");
+        c.lit(",\"toctou\":false");
+    c.lit(",\"via\":\"").escaped(via).lit("\"}\n");
 }
 
 void append_json_line(std::string &out, const connscope::NetTcpConnect &ev)
 {
-    std::size_t bound = 128 + process_bound(ev.process) + escaped_bound(ev.dst_ip.size());
+    const std::string via = connscope::connect_via_name(ev.via);
+    std::size_t bound = 160 + process_bound(ev.process) + escaped_bound(ev.dst_ip.size());
     for (const auto &name : ev.results)
         bound += 4 + escaped_bound(name.size());
     Cursor c(out, bound);
@@ -198,7 +201,7 @@ void append_json_line(std::string &out, const connscope::NetTcpConnect &ev)
             c.ch(',');
         c.ch('"').escaped(ev.results[i]).ch('"');
     }
-    c.lit("]}\n");
+    c.lit("],\"via\":\"").escaped(via).lit("\"}\n");
 }
 
 JsonOut::JsonOut(int fd, std::size_t capacity) : fd_(fd), capacity_(capacity)

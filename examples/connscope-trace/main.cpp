@@ -331,9 +331,9 @@ int main(int argc, char **argv)
             out.event(ev);
             return;
         }
-        std::printf("%s connect fd=%d %s %s%s\n", process_text(ev.process).c_str(), ev.sockfd,
+        std::printf("%s connect fd=%d %s %s via %s%s\n", process_text(ev.process).c_str(), ev.sockfd,
                     connscope::socket_type_name(ev.type).c_str(), connscope::to_string(ev.remote_addr).c_str(),
-                    ev.toctou ? " (toctou)" : "");
+                    connscope::connect_via_name(ev.via).c_str(), ev.toctou ? " (toctou)" : "");
     };
     args.options.on_tcp_connect = [json, &out](const connscope::NetTcpConnect &ev) {
         if (json) {

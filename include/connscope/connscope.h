@@ -387,10 +387,26 @@ struct connscope_address {
 /** The last field of struct connscope_address in this version. */
 #define connscope_address__last_field text
 
+/**
+ * @defgroup connscope_via Connect paths
+ * The path by which a process asked for a connect (connscope::ConnectVia);
+ * docs/guide.md, "Connect paths".
+ * @{
+ */
+/** Not asked for by a system call or io_uring request the library knows: a connect the kernel made itself. */
+#define CONNSCOPE_VIA_UNKNOWN 0
+/** connect(2), a 32-bit connect or socketcall included, and TCP_FASTOPEN_CONNECT's connect. */
+#define CONNSCOPE_VIA_CONNECT 1
+/** sendto(2), sendmsg(2) or sendmmsg(2) with MSG_FASTOPEN: TCP Fast Open. */
+#define CONNSCOPE_VIA_FASTOPEN 2
+/** An io_uring request: IORING_OP_CONNECT, or a send with MSG_FASTOPEN. */
+#define CONNSCOPE_VIA_IO_URING 3
+/** @} */
+
 /** Every connect attempt (connscope::SecuritySocketConnect). Valid only during the callback. */
 struct connscope_connect_event {
     uint32_t size;         /**< Bytes of this struct the library filled. */
-    /** The fd passed to connect(2); -1 when the connect came from io_uring or socketcall. */
+    /** The socket's fd, as passed to connect(2) or the Fast Open send; -1 for io_uring, socketcall. */
     int32_t sockfd;
     const struct connscope_process *process; /**< The calling process (never NULL). */
     int32_t type;          /**< Socket type: SOCK_STREAM, SOCK_DGRAM, ... (0 when not known). */
@@ -398,9 +414,12 @@ struct connscope_connect_event {
     int32_t toctou;
     const char *type_name; /**< "SOCK_STREAM", "SOCK_DGRAM", ..., or "SOCK_<number>". */
     const struct connscope_address *remote_addr; /**< The address connected to (never NULL). */
+    int32_t via;           /**< The path the connect came by: CONNSCOPE_VIA_* (since 0.3). */
+    /** "unknown", "connect", "fastopen" or "io_uring" (since 0.3). */
+    const char *via_name;
 };
 /** The last field of struct connscope_connect_event in this version. */
-#define connscope_connect_event__last_field remote_addr
+#define connscope_connect_event__last_field via_name
 
 /**
  * A TCP connect over IPv4/IPv6 (connscope::NetTcpConnect), delivered right
@@ -418,9 +437,11 @@ struct connscope_tcp_connect_event {
      */
     const char *const *results;
     size_t result_count;   /**< Number of entries in results (0 when no name is known). */
+    int32_t via;           /**< As connscope_connect_event::via (since 0.3). */
+    const char *via_name;  /**< As connscope_connect_event::via_name (since 0.3). */
 };
 /** The last field of struct connscope_tcp_connect_event in this version. */
-#define connscope_tcp_connect_event__last_field result_count
+#define connscope_tcp_connect_event__last_field via_name
 
 /**
  * Called for each connect attempt.

@@ -30,6 +30,26 @@ enum class SocketType : std::uint16_t {
 /** The kernel's name of a socket type: "SOCK_STREAM", ..., or "SOCK_<number>". */
 CONNSCOPE_API std::string socket_type_name(SocketType type);
 
+/**
+ * The path by which a process asked for a connect (docs/guide.md, "Connect
+ * paths"). Every backend tells it from the system call the task is in, or
+ * from the io_uring request.
+ */
+enum class ConnectVia : std::uint16_t {
+    /** Not asked for by a system call or io_uring request the library knows: a connect the kernel made itself. */
+    unknown = 0,
+    /** connect(2), a 32-bit task's connect or socketcall(SYS_CONNECT) included, and the connect of
+     *  TCP_FASTOPEN_CONNECT (whose SYN leaves with the first write). */
+    connect = 1,
+    /** sendto(2), sendmsg(2) or sendmmsg(2) with MSG_FASTOPEN on an unconnected TCP socket: TCP Fast Open. */
+    fastopen = 2,
+    /** An io_uring request: IORING_OP_CONNECT, or a send with MSG_FASTOPEN, in the submitting process. */
+    io_uring = 3,
+};
+
+/** The name of a path as events and JSON give it: "unknown", "connect", "fastopen", "io_uring". */
+CONNSCOPE_API std::string connect_via_name(ConnectVia via);
+
 /** Namespace inode numbers, as in the links of /proc/PID/ns/ (0 where not known). */
 struct Namespaces {
     std::uint32_t mnt = 0;    /**< Mount namespace. */
@@ -61,8 +81,9 @@ struct ProcessContext {
 struct SecuritySocketConnect {
     ProcessContext process; /**< The calling process. */
     /**
-     * The file descriptor passed to connect(2); -1 when the connect did not
-     * come from the connect system call (io_uring, socketcall) and so has none.
+     * The socket's file descriptor, as passed to connect(2) or to the Fast
+     * Open send; -1 when the system call names none (io_uring, socketcall)
+     * or the connect came from no system call.
      */
     std::int32_t sockfd = -1;
     SocketType type = SocketType::unknown; /**< The socket's type. */
@@ -73,6 +94,7 @@ struct SecuritySocketConnect {
      * the kernel's own copy.
      */
     bool toctou = false;
+    ConnectVia via = ConnectVia::unknown; /**< The path the connect came by. */
 };
 
 /**
@@ -90,6 +112,7 @@ struct NetTcpConnect {
      * every CNAME, then older names still valid). Empty when none is known.
      */
     std::vector<std::string> results;
+    ConnectVia via = ConnectVia::unknown; /**< As SecuritySocketConnect::via. */
 };
 
 } // namespace connscope

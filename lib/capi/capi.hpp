@@ -88,6 +88,7 @@ struct EventScratch {
     connscope_process process;
     connscope_address address;
     std::string type_name;
+    std::string via_name;
     std::string family_name;
     std::string text;
     std::vector<const char *> results;

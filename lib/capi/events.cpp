@@ -13,6 +13,12 @@
 
 namespace connscope::capi {
 
+static_assert(CONNSCOPE_VIA_UNKNOWN == static_cast<int>(ConnectVia::unknown) &&
+                  CONNSCOPE_VIA_CONNECT == static_cast<int>(ConnectVia::connect) &&
+                  CONNSCOPE_VIA_FASTOPEN == static_cast<int>(ConnectVia::fastopen) &&
+                  CONNSCOPE_VIA_IO_URING == static_cast<int>(ConnectVia::io_uring),
+              "the C constants name the C++ values");
+
 namespace {
 
 // Copies text into a fixed buffer, always NUL-terminated (comm is at most 15 bytes,
@@ -106,6 +112,9 @@ void to_c_event(const SecuritySocketConnect &ev, EventScratch &scratch, connscop
     out.type_name = scratch.type_name.c_str();
     to_c_address(ev.remote_addr, scratch, scratch.address);
     out.remote_addr = &scratch.address;
+    out.via = static_cast<int32_t>(ev.via);
+    scratch.via_name = connect_via_name(ev.via);
+    out.via_name = scratch.via_name.c_str();
 }
 
 void to_c_event(const NetTcpConnect &ev, EventScratch &scratch, connscope_tcp_connect_event &out)
@@ -123,6 +132,9 @@ void to_c_event(const NetTcpConnect &ev, EventScratch &scratch, connscope_tcp_co
     out.result_count = scratch.results.size();
     scratch.results.push_back(nullptr); // NULL-terminated as well as counted
     out.results = scratch.results.data();
+    out.via = static_cast<int32_t>(ev.via);
+    scratch.via_name = connect_via_name(ev.via);
+    out.via_name = scratch.via_name.c_str();
 }
 
 thread_local Delivering delivering;

@@ -108,6 +108,16 @@ void check_bpf_lsm_active()
 
 bool tracefs_mounted() { return host::tracefs_has_connect_event(); }
 
+// io_uring's submission tracepoint is io_uring_submit_req from Linux 6.3,
+// io_uring_submit_sqe before; a kernel has one or the other.
+bool has_io_uring_submit_req()
+{
+    static const bool has = host::kernel_btf_has_name("btf_trace_io_uring_submit_req");
+    return has;
+}
+
+bool lacks_io_uring_submit_req() { return !has_io_uring_submit_req(); }
+
 // From 6.2. A kernel that has it also lets cgroup programs call
 // bpf_get_current_task_btf (5.15).
 bool cgroup_has_kfunc_cast_to_kern_ctx()
@@ -129,23 +139,40 @@ const std::vector<BackendDescription> &backend_table()
         {"UNIX connects: cgroup/connect_unix needs Linux 6.7 or later",
          "IPv6 scope ids (reported as 0: the cgroup hook tells how many address bytes the caller passed only from "
          "Linux 6.7)"}};
+    // The tracepoint backend's io_uring programs, with either variant.
+    static const char *const io_uring_gap =
+        "io_uring connects (IORING_OP_CONNECT) on this kernel: its io_uring_submit_sqe tracepoint passes the "
+        "ring, not the request that holds the address (Linux 6.0 passes the request)";
+    static const ProgramSpec io_uring_submit_req{"handle_io_uring_submit_req", "tp_btf/io_uring_submit_req",
+                                                 AttachKind::tracing, -1, {io_uring_gap}, has_io_uring_submit_req};
+    static const ProgramSpec io_uring_submit_sqe{"handle_io_uring_submit_sqe", "tp_btf/io_uring_submit_sqe",
+                                                 AttachKind::tracing, -1, {io_uring_gap}, lacks_io_uring_submit_req};
     static const std::vector<BackendDescription> table{
         {"lsm",
-         "the kernel's copy, after the LSMs before `bpf` in `lsm=` allowed the connect",
+         "the kernel's copy, after the LSMs before `bpf` in `lsm=` allowed the connect (Fast Open: the send)",
          "`bpf` in the `lsm=` boot parameter (CONFIG_BPF_LSM), BPF trampolines",
-         {{nullptr, nullptr, {{"handle_lsm_socket_connect", "lsm/socket_connect"}}}},
+         {{nullptr,
+           nullptr,
+           {{"handle_lsm_socket_connect", "lsm/socket_connect"}, {"handle_lsm_socket_sendmsg", "lsm/socket_sendmsg"}}}},
          lsm_remedy,
          check_bpf_lsm_active,
-         {"connects another LSM refused first (the kernel stops at the first refusal, and bpf is last in lsm=)"}},
+         {"connects and Fast Open sends another LSM refused first (the kernel stops at the first refusal, and bpf "
+          "is last in lsm=)"}},
         {"fentry",
-         "the kernel's copy, before any LSM decides",
+         "the kernel's copy, before any LSM decides (Fast Open: the send's `msg_name`)",
          "BPF trampolines",
-         {{nullptr, nullptr, {{"handle_fentry_security_socket_connect", "fentry/security_socket_connect"}}}},
+         {{nullptr,
+           nullptr,
+           {{"handle_fentry_security_socket_connect", "fentry/security_socket_connect"},
+            {"handle_fentry_security_socket_sendmsg", "fentry/security_socket_sendmsg"}}}},
          fentry_remedy},
         {"kprobe",
-         "the kernel's copy, before any LSM decides",
+         "the kernel's copy, before any LSM decides (Fast Open: the send's `msg_name`)",
          "CONFIG_KPROBES",
-         {{nullptr, nullptr, {{"handle_kprobe_security_socket_connect", "kprobe/security_socket_connect"}}}},
+         {{nullptr,
+           nullptr,
+           {{"handle_kprobe_security_socket_connect", "kprobe/security_socket_connect"},
+            {"handle_kprobe_security_socket_sendmsg", "kprobe/security_socket_sendmsg"}}}},
          kprobe_remedy},
         {"cgroup",
          "the kernel's copy, after the LSM check",
@@ -171,16 +198,26 @@ const std::vector<BackendDescription> &backend_table()
          nullptr,
          {"connects refused by an LSM before the cgroup hook runs"}},
         {"tracepoint",
-         "the caller's memory, at the connect syscall's entry (`toctou = true`)",
-         "syscall tracepoints (tracefs mounted for the cheaper one; `tp_btf/sys_enter` runs on every syscall)",
-         {{tracefs_mounted, nullptr, {{"handle_sys_enter_connect", "tracepoint/syscalls/sys_enter_connect"}}},
+         "the caller's memory, at the entry of connect, of a send with `MSG_FASTOPEN`, and at io_uring's submission "
+         "(`toctou = true`)",
+         "syscall tracepoints (tracefs mounted for the cheaper ones; `tp_btf/sys_enter` runs on every syscall); "
+         "io_uring: Linux 6.0",
+         {{tracefs_mounted,
+           nullptr,
+           {{"handle_sys_enter_connect", "tracepoint/syscalls/sys_enter_connect"},
+            {"handle_sys_enter_sendto", "tracepoint/syscalls/sys_enter_sendto"},
+            {"handle_sys_enter_sendmsg", "tracepoint/syscalls/sys_enter_sendmsg"},
+            {"handle_sys_enter_sendmmsg", "tracepoint/syscalls/sys_enter_sendmmsg"},
+            io_uring_submit_req,
+            io_uring_submit_sqe}},
           {nullptr,
-           "tracefs is not mounted, so the cheaper syscalls/sys_enter_connect is not reachable: mount -t tracefs "
+           "tracefs is not mounted, so the cheaper syscalls/sys_enter_* are not reachable: mount -t tracefs "
            "nodev /sys/kernel/tracing",
-           {{"handle_tp_btf_sys_enter", "tp_btf/sys_enter"}}}},
+           {{"handle_tp_btf_sys_enter", "tp_btf/sys_enter"}, io_uring_submit_req, io_uring_submit_sqe}}},
          tracepoint_remedy,
          nullptr,
-         {"io_uring connects (they make no connect syscall)",
+         {"Fast Open sends submitted through io_uring (IORING_OP_SENDMSG, IORING_OP_SEND with MSG_FASTOPEN)",
+          "32-bit connects and Fast Open sends (ia32 system calls: the syscall tracepoints skip them)",
           "the address is the caller's copy, read before the kernel's (toctou=true)"}},
     };
     return table;

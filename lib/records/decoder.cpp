@@ -111,7 +111,7 @@ bool decode_connect(const void *data, std::size_t size, std::int64_t epoch_offse
     std::memcpy(&rec, data, sizeof(rec));
     // A hook no program of ours has is a corrupt record, not an event.
     if (rec.hdr.type != CS_REC_CONNECT || rec.hdr.size != sizeof(rec) || rec.hook < CS_HOOK_LSM ||
-        rec.hook > CS_HOOK_LAST)
+        rec.hook > CS_HOOK_LAST || rec.via > CS_VIA_LAST)
         return false;
 
     ProcessContext &p = out.process;
@@ -128,6 +128,7 @@ bool decode_connect(const void *data, std::size_t size, std::int64_t epoch_offse
     out.sockfd = rec.sockfd;
     out.type = static_cast<SocketType>(rec.sock_type);
     out.toctou = (rec.flags & CS_CONNECT_TOCTOU) != 0;
+    out.via = static_cast<ConnectVia>(rec.via);
     out.remote_addr = decode_sockaddr(rec.addr, rec.addrlen, (rec.flags & CS_CONNECT_ADDR_FAULT) != 0);
     return true;
 }

@@ -18,4 +18,15 @@ std::string socket_type_name(SocketType type)
     return "SOCK_" + std::to_string(static_cast<unsigned>(type));
 }
 
+std::string connect_via_name(ConnectVia via)
+{
+    switch (via) {
+    case ConnectVia::connect: return "connect";
+    case ConnectVia::fastopen: return "fastopen";
+    case ConnectVia::io_uring: return "io_uring";
+    case ConnectVia::unknown: break;
+    }
+    return "unknown";
+}
+
 } // namespace connscope

@@ -164,6 +164,7 @@ std::string to_json(const SecuritySocketConnect &ev)
         .str("type", socket_type_name(ev.type))
         .raw("remote_addr", to_json(ev.remote_addr))
         .raw("toctou", ev.toctou ? "true" : "false")
+        .str("via", connect_via_name(ev.via))
         .done();
 }
 
@@ -179,6 +180,7 @@ std::string to_json(const NetTcpConnect &ev)
         .str("dst_ip", ev.dst_ip)
         .num("dst_port", ev.dst_port)
         .raw("results", results)
+        .str("via", connect_via_name(ev.via))
         .done();
 }
 

@@ -49,6 +49,10 @@ int main(void)
     CONSTANT(CONNSCOPE_UNIX_PATH);
     CONSTANT(CONNSCOPE_UNIX_ABSTRACT);
     CONSTANT(CONNSCOPE_UNIX_UNNAMED);
+    CONSTANT(CONNSCOPE_VIA_UNKNOWN);
+    CONSTANT(CONNSCOPE_VIA_CONNECT);
+    CONSTANT(CONNSCOPE_VIA_FASTOPEN);
+    CONSTANT(CONNSCOPE_VIA_IO_URING);
     CONSTANT(CONNSCOPE_SELF_DEFAULT);
     CONSTANT(CONNSCOPE_SELF_EXCLUDE);
     CONSTANT(CONNSCOPE_SELF_INCLUDE);
@@ -147,6 +151,8 @@ int main(void)
     FIELD(connscope_connect_event, toctou);
     FIELD(connscope_connect_event, type_name);
     FIELD(connscope_connect_event, remote_addr);
+    FIELD(connscope_connect_event, via);
+    FIELD(connscope_connect_event, via_name);
 
     STRUCT(connscope_tcp_connect_event);
     FIELD(connscope_tcp_connect_event, size);
@@ -156,6 +162,8 @@ int main(void)
     FIELD(connscope_tcp_connect_event, dst_port);
     FIELD(connscope_tcp_connect_event, results);
     FIELD(connscope_tcp_connect_event, result_count);
+    FIELD(connscope_tcp_connect_event, via);
+    FIELD(connscope_tcp_connect_event, via_name);
 
     STRUCT(connscope_stats);
     FIELD(connscope_stats, sz);

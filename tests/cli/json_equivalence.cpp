@@ -98,6 +98,8 @@ void built_events()
             ev.type = types[(i + k) % 4];
             ev.remote_addr = addresses[k];
             ev.toctou = (i + k) % 2;
+            // every path, and a value past the known ones (a newer record)
+            ev.via = static_cast<connscope::ConnectVia>((i + k) % 5);
             check("built security_socket_connect", ev);
         }
         connscope::NetTcpConnect tcp;
@@ -105,6 +107,7 @@ void built_events()
         tcp.sockfd = i % 2 ? -1 : 5;
         tcp.dst_ip = i % 2 ? "2001:db8::1" : "93.184.216.34";
         tcp.dst_port = static_cast<std::uint16_t>(i * 5000);
+        tcp.via = static_cast<connscope::ConnectVia>(i % 4);
         check("built net_tcp_connect, no names", tcp);
         tcp.results = {"example.com"};
         check("built net_tcp_connect, one name", tcp);

@@ -252,6 +252,7 @@ class Run(unittest.TestCase):
         self.assertIsInstance(ev["sockfd"], int)
         self.assertGreaterEqual(ev["sockfd"], 0)
         self.assertIsInstance(ev["toctou"], bool)
+        self.assertEqual(ev["via"], "connect")
         self.assertLess(abs(ev["timestamp"] / 1e9 - time.time()), 60)
         stats = records[-1]
         self.assertEqual(stats["event"], "stats")
@@ -320,8 +321,8 @@ class Run(unittest.TestCase):
 PROCESS_KEYS = ["timestamp", "pid", "tid", "ppid", "uid", "gid", "comm", "cgroup_id", "mnt_ns", "net_ns",
                 "pid_ns", "user_ns", "uts_ns", "ipc_ns", "cgroup_ns"]
 CONTRACT_KEYS = {
-    "security_socket_connect": ["event", *PROCESS_KEYS, "sockfd", "type", "remote_addr", "toctou"],
-    "net_tcp_connect": ["event", *PROCESS_KEYS, "sockfd", "dst_ip", "dst_port", "results"],
+    "security_socket_connect": ["event", *PROCESS_KEYS, "sockfd", "type", "remote_addr", "toctou", "via"],
+    "net_tcp_connect": ["event", *PROCESS_KEYS, "sockfd", "dst_ip", "dst_port", "results", "via"],
     "stats": ["event", "events", "lost", "tcp_events", "dns_messages", "lost_ring_connect", "lost_ring_dns",
               "dns_truncated", "dns_malformed", "dns_tcp_dropped_bytes", "decode_errors", "dns_names_evicted",
               "callback_errors", "canaries_sent", "canaries_missed", "links_detached", "reattachments",

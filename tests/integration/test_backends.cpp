@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include "support/harness.hpp"
+#include "support/netns.hpp"
 
 #include <arpa/inet.h>
 #include <cstring>
@@ -27,9 +28,8 @@ std::string comparable(const SecuritySocketConnect &ev)
     return to_json(copy);
 }
 
-} // namespace
-
-TEST_CASE("every available backend reports the same fields for the same connects", "[backends]")
+// One Recorder per backend that works on this kernel, all at once.
+std::vector<std::unique_ptr<testing::Recorder>> every_backend()
 {
     std::vector<std::unique_ptr<testing::Recorder>> recorders;
     for (const auto &name : backend_names()) {
@@ -42,6 +42,14 @@ TEST_CASE("every available backend reports the same fields for the same connects
             INFO("backend " << name << " unavailable: " << e.what());
         }
     }
+    return recorders;
+}
+
+} // namespace
+
+TEST_CASE("every available backend reports the same fields for the same connects", "[backends]")
+{
+    auto recorders = every_backend();
     if (recorders.size() < 2) {
         WARN("only " << recorders.size() << " backend(s) work here; nothing to compare");
         return;
@@ -101,4 +109,66 @@ TEST_CASE("every available backend reports the same fields for the same connects
     ::close(unix_fd);
     ::close(listener);
     ::unlink(path.c_str());
+}
+
+TEST_CASE("every available backend reports the same fields for Fast Open connects", "[backends][fastopen]")
+{
+    auto recorders = every_backend();
+    if (recorders.size() < 2) {
+        WARN("only " << recorders.size() << " backend(s) work here; nothing to compare");
+        return;
+    }
+    testing::OwnNetns netns("1");
+    const int family = GENERATE(AF_INET, AF_INET6);
+    const bool by_sendmsg = GENERATE(false, true);
+    int listener = ::socket(family, SOCK_STREAM, 0);
+    sockaddr_storage ss{};
+    socklen_t len;
+    if (family == AF_INET) {
+        auto *sin = reinterpret_cast<sockaddr_in *>(&ss);
+        sin->sin_family = AF_INET;
+        sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        len = sizeof(*sin);
+    } else {
+        auto *sin6 = reinterpret_cast<sockaddr_in6 *>(&ss);
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_addr = in6addr_loopback;
+        len = sizeof(*sin6);
+    }
+    auto *sa = reinterpret_cast<sockaddr *>(&ss);
+    REQUIRE(::bind(listener, sa, len) == 0);
+    REQUIRE(::listen(listener, 1) == 0);
+    REQUIRE(::getsockname(listener, sa, &len) == 0);
+    const std::uint16_t port = ntohs(reinterpret_cast<sockaddr_in *>(&ss)->sin_port);
+
+    int fd = ::socket(family, SOCK_STREAM, 0);
+    char data[] = "x";
+    iovec iov{data, 1};
+    msghdr msg{};
+    msg.msg_name = sa;
+    msg.msg_namelen = len;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    CHECK((by_sendmsg ? ::sendmsg(fd, &msg, MSG_FASTOPEN) : ::sendto(fd, data, 1, MSG_FASTOPEN, sa, len)) == 1);
+
+    auto is_mine = [port](const SecuritySocketConnect &e) {
+        auto *ep = testing::inet(e);
+        return ep && ep->port == port && e.process.pid == testing::self_pid();
+    };
+    const SecuritySocketConnect *first = nullptr;
+    for (auto &rec : recorders) {
+        const auto &name = rec->session.backend().name;
+        INFO("backend " << name << (by_sendmsg ? ", sendmsg" : ", sendto"));
+        auto *ev = rec->wait_connect(is_mine);
+        REQUIRE(ev);
+        CHECK(ev->via == ConnectVia::fastopen);
+        CHECK(ev->sockfd == fd);
+        CHECK(ev->toctou == (name == "tracepoint"));
+        if (!first)
+            first = ev;
+        else
+            CHECK(comparable(*ev) == comparable(*first));
+    }
+    ::close(fd);
+    ::close(listener);
 }

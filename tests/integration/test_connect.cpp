@@ -111,6 +111,7 @@ TEST_CASE("IPv4 UDP connect: every field", "[connect]")
     CHECK(ev->type == SocketType::dgram);
     // Only the tracepoint backend reads the caller's copy of the address.
     CHECK(ev->toctou == (rec.session.backend().name == "tracepoint"));
+    CHECK(ev->via == ConnectVia::connect);
     auto *ep = inet(*ev);
     CHECK(ep->ip.to_string() == "127.0.0.1");
     CHECK(family_name(ev->remote_addr) == "AF_INET");
@@ -140,6 +141,8 @@ TEST_CASE("IPv4 TCP connect makes SecuritySocketConnect then NetTcpConnect", "[c
     CHECK(tcp->process.pid == self.pid);
     CHECK(tcp->process.timestamp_ns == ev->process.timestamp_ns);
     CHECK(tcp->results.empty()); // no DNS answer named 127.0.0.1
+    CHECK(ev->via == ConnectVia::connect);
+    CHECK(tcp->via == ConnectVia::connect);
     ::close(fd);
 }
 

@@ -130,9 +130,10 @@ class SessionTest(unittest.TestCase):
         self.assertEqual(ev.remote_addr, {"family": "AF_INET" if family == socket.AF_INET else "AF_INET6",
                                           "ip": host, "port": port})
         self.assertEqual(ev.toctou, self.expect_toctou())
+        self.assertEqual(ev.via, "connect")
         self.assertEqual(tcp.event, "net_tcp_connect")
         self.check_process(tcp)
-        self.assertEqual((tcp.dst_ip, tcp.dst_port, tcp.results), (host, port, []))
+        self.assertEqual((tcp.dst_ip, tcp.dst_port, tcp.results, tcp.via), (host, port, [], "connect"))
         self.assertEqual(tcp.timestamp, ev.timestamp)
         # The TCP event comes right after its connect event.
         everything = seen + seen2

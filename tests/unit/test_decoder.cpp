@@ -212,3 +212,23 @@ TEST_CASE("a connect record from no known hook is rejected")
         CHECK(decode_connect(&r, sizeof(r), 0, ev));
     }
 }
+
+TEST_CASE("a connect record says which path it came by, and no unknown one")
+{
+    auto r = make_connect();
+    SecuritySocketConnect ev;
+    const std::pair<std::uint16_t, ConnectVia> known[] = {{CS_VIA_UNKNOWN, ConnectVia::unknown},
+                                                          {CS_VIA_CONNECT, ConnectVia::connect},
+                                                          {CS_VIA_FASTOPEN, ConnectVia::fastopen},
+                                                          {CS_VIA_IO_URING, ConnectVia::io_uring}};
+    for (const auto &[wire, via] : known) {
+        r.via = wire;
+        REQUIRE(decode_connect(&r, sizeof(r), 0, ev));
+        CHECK(ev.via == via);
+    }
+    // A value no program of ours writes is a corrupt record.
+    for (std::uint16_t wire : {CS_VIA_LAST + 1, 0xffff}) {
+        r.via = wire;
+        CHECK_FALSE(decode_connect(&r, sizeof(r), 0, ev));
+    }
+}

@@ -34,6 +34,7 @@ TEST_CASE("the security_socket_connect JSON contract")
     ev.process.ns = {1, 2, 3, 4, 5, 6, 7};
     ev.sockfd = 3;
     ev.type = SocketType::stream;
+    ev.via = ConnectVia::fastopen;
     std::uint8_t ip[4] = {127, 0, 0, 1};
     ev.remote_addr = InetEndpoint{IpAddress::v4(ip), 80, 0, 0};
     CHECK(to_json(ev) ==
@@ -41,7 +42,16 @@ TEST_CASE("the security_socket_connect JSON contract")
           "\"ppid\":1,\"uid\":0,\"gid\":0,\"comm\":\"cu\\\"rl\",\"cgroup_id\":9,\"mnt_ns\":1,\"net_ns\":2,"
           "\"pid_ns\":3,\"user_ns\":4,\"uts_ns\":5,\"ipc_ns\":6,\"cgroup_ns\":7,\"sockfd\":3,"
           "\"type\":\"SOCK_STREAM\",\"remote_addr\":{\"family\":\"AF_INET\",\"ip\":\"127.0.0.1\",\"port\":80},"
-          "\"toctou\":false}");
+          "\"toctou\":false,\"via\":\"fastopen\"}");
+}
+
+TEST_CASE("every connect path has its JSON name")
+{
+    CHECK(connect_via_name(ConnectVia::unknown) == "unknown");
+    CHECK(connect_via_name(ConnectVia::connect) == "connect");
+    CHECK(connect_via_name(ConnectVia::fastopen) == "fastopen");
+    CHECK(connect_via_name(ConnectVia::io_uring) == "io_uring");
+    CHECK(connect_via_name(static_cast<ConnectVia>(99)) == "unknown");
 }
 
 TEST_CASE("net_tcp_connect and stats JSON")
@@ -54,9 +64,11 @@ TEST_CASE("net_tcp_connect and stats JSON")
     auto j = to_json(t);
     CHECK(j.rfind("{\"event\":\"net_tcp_connect\",\"timestamp\":0,", 0) == 0);
     CHECK(j.find(",\"sockfd\":-1,\"dst_ip\":\"127.0.0.88\",\"dst_port\":8088,"
-                 "\"results\":[\"www.example.test\",\"edge.cdn.test\"]}") != std::string::npos);
+                 "\"results\":[\"www.example.test\",\"edge.cdn.test\"],\"via\":\"unknown\"}") !=
+          std::string::npos);
     t.results.clear();
-    CHECK(to_json(t).find("\"results\":[]}") != std::string::npos);
+    t.via = ConnectVia::io_uring;
+    CHECK(to_json(t).find("\"results\":[],\"via\":\"io_uring\"}") != std::string::npos);
 
     Stats s;
     s.events = 5;

@@ -129,10 +129,11 @@ class SecuritySocketConnect:
     uts_ns: int
     ipc_ns: int
     cgroup_ns: int
-    sockfd: int         # -1 when not from connect(2) (io_uring, socketcall)
+    sockfd: int         # -1 when no system call names it (io_uring, socketcall)
     type: str           # "SOCK_STREAM", "SOCK_DGRAM", ...
     remote_addr: dict   # {"family": "AF_INET", "ip": ..., "port": ...} or {"family": "AF_UNIX", "path": ...}
     toctou: bool
+    via: str            # how it was asked for: "connect", "fastopen", "io_uring" or "unknown"
 
     def to_dict(self) -> dict:
         """The event as the JSON contract's object."""
@@ -162,6 +163,7 @@ class NetTcpConnect:
     dst_ip: str
     dst_port: int
     results: List[str]  # names that resolved to dst_ip, most relevant first
+    via: str            # as SecuritySocketConnect.via
 
     def to_dict(self) -> dict:
         """The event as the JSON contract's object."""
@@ -254,17 +256,25 @@ def _address(a) -> dict:
     return {"family": family, "addrlen": a.addrlen}
 
 
+def _via(ev, struct) -> str:
+    # A library older than 0.3 fills less of the struct: it does not say.
+    if ev.size < struct.via_name.offset + struct.via_name.size or not ev.via_name:
+        return "unknown"
+    return _text(ev.via_name)
+
+
 def _connect_event(ev) -> SecuritySocketConnect:
     return SecuritySocketConnect(
         **_process_fields(ev.process.contents), sockfd=ev.sockfd, type=_text(ev.type_name),
-        remote_addr=_address(ev.remote_addr.contents), toctou=bool(ev.toctou))
+        remote_addr=_address(ev.remote_addr.contents), toctou=bool(ev.toctou),
+        via=_via(ev, _ffi.ConnectEvent))
 
 
 def _tcp_event(ev) -> NetTcpConnect:
     results = [_text(ev.results[i]) for i in range(ev.result_count)]
     return NetTcpConnect(
         **_process_fields(ev.process.contents), sockfd=ev.sockfd, dst_ip=_text(ev.dst_ip),
-        dst_port=ev.dst_port, results=results)
+        dst_port=ev.dst_port, results=results, via=_via(ev, _ffi.TcpConnectEvent))
 
 
 _FAMILIES = {"inet": _socket.AF_INET, "inet6": _socket.AF_INET6, "unix": _socket.AF_UNIX}

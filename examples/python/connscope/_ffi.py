@@ -39,6 +39,12 @@ UNIX_PATH = 1
 UNIX_ABSTRACT = 2
 UNIX_UNNAMED = 3
 
+# connscope_connect_event::via
+VIA_UNKNOWN = 0
+VIA_CONNECT = 1
+VIA_FASTOPEN = 2
+VIA_IO_URING = 3
+
 LOG_ERROR = 1
 LOG_WARNING = 2
 LOG_INFO = 3
@@ -169,6 +175,8 @@ class ConnectEvent(Structure):
         ("toctou", c_int32),
         ("type_name", c_char_p),
         ("remote_addr", POINTER(Address)),
+        ("via", c_int32),
+        ("via_name", c_char_p),
     ]
 
 
@@ -181,6 +189,8 @@ class TcpConnectEvent(Structure):
         ("dst_port", c_uint16),
         ("results", POINTER(c_char_p)),
         ("result_count", c_size_t),
+        ("via", c_int32),
+        ("via_name", c_char_p),
     ]
 
 

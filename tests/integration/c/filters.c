@@ -33,17 +33,23 @@ struct seen {
     int32_t kind[MAX_SEEN];
     uint16_t family[MAX_SEEN];
     uint16_t port[MAX_SEEN];
+    int32_t via[MAX_SEEN];
 };
 
 static int record(const struct connscope_connect_event *ev, void *ctx)
 {
     struct seen *s = ctx;
+    static const char *const via_names[] = {"unknown", "connect", "fastopen", "io_uring"};
+
+    CHECK(ev->size >= sizeof(*ev) && ev->via >= CONNSCOPE_VIA_UNKNOWN && ev->via <= CONNSCOPE_VIA_IO_URING &&
+          strcmp(ev->via_name, via_names[ev->via]) == 0);
 
     if (s->count < MAX_SEEN) {
         s->pid[s->count] = ev->process->pid;
         s->kind[s->count] = ev->remote_addr->kind;
         s->family[s->count] = ev->remote_addr->family;
         s->port[s->count] = ev->remote_addr->port;
+        s->via[s->count] = ev->via;
         s->count++;
     }
     return 0;
@@ -145,8 +151,10 @@ static void test_pid_filter(void)
     udp_connect(AF_INET, 40002);            /* ours: the sentinel */
     CHECK(wait_port(s, &seen, self, 40002));
     CHECK(count_port(&seen, 0, 40001) == 0);
-    for (i = 0; i < seen.count; i++)
+    for (i = 0; i < seen.count; i++) {
         CHECK(seen.pid[i] == self);
+        CHECK(seen.via[i] == CONNSCOPE_VIA_CONNECT); /* udp_connect() is connect(2) */
+    }
     printf("pid filter: %d event(s), all from pid %u; child %d's connect dropped\n", seen.count, self,
            (int)child);
     connscope_session_free(s);

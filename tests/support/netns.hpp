@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
+// The calling thread in a network namespace of its own, for the tests that
+// need a sysctl of the namespace (net.ipv4.tcp_fastopen) without touching
+// the host's: lo is up, and the thread is back in its old namespace when the
+// object ends, also when a REQUIRE throws.
+#pragma once
+
+#include "support/loopback.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <fcntl.h>
+#include <sched.h>
+#include <unistd.h>
+
+namespace testing {
+
+class OwnNetns {
+public:
+    // tcp_fastopen: the value for net.ipv4.tcp_fastopen ("1": client bit).
+    explicit OwnNetns(const char *tcp_fastopen)
+    {
+        old_ = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        REQUIRE(old_ >= 0);
+        REQUIRE(::unshare(CLONE_NEWNET) == 0);
+        REQUIRE(loopback_up());
+        // /proc/sys/net shows the namespace of the task that opens it.
+        int fd = ::open("/proc/sys/net/ipv4/tcp_fastopen", O_WRONLY | O_CLOEXEC);
+        REQUIRE(fd >= 0);
+        const auto len = static_cast<ssize_t>(std::strlen(tcp_fastopen));
+        const bool written = ::write(fd, tcp_fastopen, static_cast<std::size_t>(len)) == len;
+        ::close(fd);
+        REQUIRE(written);
+    }
+    ~OwnNetns()
+    {
+        ::setns(old_, CLONE_NEWNET);
+        ::close(old_);
+    }
+    OwnNetns(const OwnNetns &) = delete;
+    OwnNetns &operator=(const OwnNetns &) = delete;
+
+private:
+    int old_ = -1;
+};
+
+} // namespace testing
