@@ -13,11 +13,13 @@ constexpr double tcp_goal = 1.03;
 
 std::function<std::unique_ptr<bench::Tracer>()> session(const std::string &backend, bool dns,
                                                         std::chrono::milliseconds max_latency,
-                                                        std::chrono::milliseconds liveness = std::chrono::seconds(10))
+                                                        std::chrono::milliseconds liveness = std::chrono::seconds(10),
+                                                        bool outcomes = true)
 {
     return [=]() -> std::unique_ptr<bench::Tracer> {
         connscope::Options o;
         o.backends = {backend};
+        o.outcomes = outcomes;
         o.dns.enabled = dns;
         o.max_latency = max_latency;
         o.liveness_interval = liveness;
@@ -115,6 +117,9 @@ int main(int argc, char **argv)
                            session(usable.front(), true, ms(10), ms(0)), false});
         configs.push_back({"reference: Session " + usable.front() + ", liveness every 1 s",
                            session(usable.front(), true, ms(10), ms(1000)), false});
+        // What following each connect to its outcome costs: the defaults' row against none.
+        configs.push_back({"reference: Session " + usable.front() + ", outcomes off",
+                           session(usable.front(), true, ms(10), ms(10000), false), false});
     }
 
     std::fprintf(stderr, "connect_overhead: %zu setups\n", configs.size());

@@ -38,6 +38,9 @@ static __always_inline struct cs_connect_record *cgroup_begin(struct bpf_sock_ad
 	origin = connect_origin(task_btf);
 	rec->sockfd = origin.fd;
 	rec->via = origin.via;
+	/* Gives the socket its cookie now, for the outcome of a UDP connect. */
+	if (track_outcomes)
+		bpf_get_socket_cookie(ctx);
 	return rec;
 }
 

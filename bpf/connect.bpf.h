@@ -8,25 +8,11 @@
 #ifndef CONNSCOPE_CONNECT_BPF_H
 #define CONNSCOPE_CONNECT_BPF_H
 
+#include "outcome.bpf.h"
 #include "ring.bpf.h"
+#include "syscall.bpf.h"
 #include <bpf/bpf_tracing.h>
 
-/* System call numbers (orig_ax) a connect can come from on x86_64... */
-#define NR_CONNECT_X86_64 42
-#define NR_SENDTO_X86_64 44
-#define NR_SENDMSG_X86_64 46
-#define NR_SENDMMSG_X86_64 307
-#define NR_IO_URING_ENTER 426 /* the same number for 32-bit tasks */
-/* ...and for a 32-bit task (ia32 emulation). */
-#define NR_SOCKETCALL_I386 102
-#define NR_SENDMMSG_I386 345
-#define NR_CONNECT_I386 362
-#define NR_SENDTO_I386 369
-#define NR_SENDMSG_I386 370
-/* socketcall's call number for connect (the others that reach a hook are sends). */
-#define SYS_CONNECT 3
-/* thread_info.status while a 32-bit system call runs (x86's TS_COMPAT). */
-#define TS_COMPAT 0x0002
 /* task_struct.flags of io_uring's worker threads. */
 #define PF_IO_WORKER 0x00000010
 /* The flag a send asks for Fast Open with, and the sysctl bit that lets it. */
@@ -41,11 +27,6 @@
 #define SOCK_TYPE_MASK 0xf
 /* The kernel's MAX_PID_NS_LEVEL: a pid has levels 0..31. */
 #define MAX_PID_NS_LEVEL 32
-/* TOP_OF_KERNEL_STACK_PADDING on x86 FRED kernels; 0 without FRED. */
-#define FRED_STACK_PADDING 16
-
-/* THREAD_SIZE of the running kernel: 16 KiB, 32 KiB with KASAN. */
-const volatile __u32 thread_size __weak = 16384;
 
 /*
  * Whether the BTF-typed task pointer can be had. bpf_get_current_task_btf
@@ -145,29 +126,9 @@ static __always_inline void fill_process(struct cs_process *p, bool task_btf)
 
 /*
  * Where a connect came from, told by the system call the task is in (its
- * number in orig_ax of the user registers saved at the top of the kernel
- * stack) and, for io_uring's worker threads, by the task's flags.
- */
-struct connect_origin {
-	__s32 fd;  /* the socket's fd when the system call names it, else -1 */
-	__u16 via; /* CS_VIA_* */
-};
-
-/* Whether task is in a 32-bit system call (x86's in_ia32_syscall()). */
-static __always_inline bool in_compat_syscall(struct task_struct *task, bool task_btf)
-{
-	if (!bpf_core_field_exists(task->thread_info.status))
-		return false;
-	return (task_btf ? task->thread_info.status : BPF_CORE_READ(task, thread_info.status)) & TS_COMPAT;
-}
-
-/*
- * sockfd is not an argument of the hooks: it is the first argument of the
- * system call, read from the saved user registers, but only for the calls
- * that name a socket (io_uring and socketcall have no fd register to give).
- * x86 FRED kernels pad the stack top, so both layouts are tried; orig_ax
- * must be one of these calls for either to count. A 32-bit task's calls
- * (int 0x80 or a 32-bit program) have their own numbers, and the fd in bx.
+ * number in the user registers saved at the top of the kernel stack, read by
+ * syscall.bpf.h for the target architecture) and, for io_uring's worker
+ * threads, by the task's flags.
  */
 static __always_inline struct connect_origin connect_origin(bool task_btf)
 {
@@ -176,8 +137,6 @@ static __always_inline struct connect_origin connect_origin(bool task_btf)
 	struct connect_origin out = {.fd = -1, .via = CS_VIA_UNKNOWN};
 	unsigned int flags = task_btf ? task->flags : BPF_CORE_READ(task, flags);
 	void *stack = task_btf ? task->stack : BPF_CORE_READ(task, stack);
-	bool compat = false;
-	__u32 pad;
 
 	/* io-wq workers and (from 5.12) the SQPOLL thread: their registers are
 	 * not a system call's. */
@@ -187,65 +146,7 @@ static __always_inline struct connect_origin connect_origin(bool task_btf)
 	}
 	if (!stack)
 		return out;
-	compat = in_compat_syscall(task, task_btf);
-	for (pad = 0; pad <= FRED_STACK_PADDING; pad += FRED_STACK_PADDING) {
-		struct pt_regs *regs = stack + thread_size - pad - bpf_core_type_size(struct pt_regs);
-		/* di and orig_ax are neighbours in x86_64's pt_regs: one read for both. */
-		struct {
-			unsigned long di;
-			unsigned long orig_ax;
-		} tail;
-		unsigned long bx = 0;
-
-		if (bpf_core_field_offset(struct pt_regs, orig_ax) !=
-		    bpf_core_field_offset(struct pt_regs, di) + sizeof(tail.di))
-			return out;
-		if (bpf_probe_read_kernel(&tail, sizeof(tail), &regs->di))
-			continue;
-		if (!compat) {
-			switch (tail.orig_ax) {
-			case NR_CONNECT_X86_64:
-				out.via = CS_VIA_CONNECT;
-				break;
-			case NR_SENDTO_X86_64:
-			case NR_SENDMSG_X86_64:
-			case NR_SENDMMSG_X86_64:
-				out.via = CS_VIA_FASTOPEN;
-				break;
-			case NR_IO_URING_ENTER:
-				out.via = CS_VIA_IO_URING;
-				return out;
-			default:
-				continue;
-			}
-			out.fd = (__s32)tail.di;
-			return out;
-		}
-		/* bx holds the fd, or socketcall's call number. */
-		if (bpf_probe_read_kernel(&bx, sizeof(bx), &regs->bx))
-			continue;
-		switch (tail.orig_ax) {
-		case NR_IO_URING_ENTER:
-			out.via = CS_VIA_IO_URING;
-			return out;
-		case NR_SOCKETCALL_I386: /* the fd is in the caller's argument array */
-			out.via = bx == SYS_CONNECT ? CS_VIA_CONNECT : CS_VIA_FASTOPEN;
-			return out;
-		case NR_CONNECT_I386:
-			out.via = CS_VIA_CONNECT;
-			break;
-		case NR_SENDTO_I386:
-		case NR_SENDMSG_I386:
-		case NR_SENDMMSG_I386:
-			out.via = CS_VIA_FASTOPEN;
-			break;
-		default:
-			continue;
-		}
-		out.fd = (__s32)bx;
-		return out;
-	}
-	return out;
+	return syscall_origin(stack, in_compat_syscall(task, task_btf));
 }
 
 /*
@@ -306,11 +207,15 @@ static __always_inline struct cs_connect_record *connect_begin(__u16 hook, __u16
 	rec->addrlen = 0;
 	rec->hook = hook;
 	rec->via = CS_VIA_UNKNOWN;
+	rec->connect_id = next_connect_id();
 	return rec;
 }
 
+/* Hands the record to the consumer and starts following its outcome. */
 static __always_inline void connect_submit(struct cs_connect_record *rec)
 {
+	/* The cgroup and lsm hooks run only once the LSMs before them allowed it. */
+	track_connect(rec, rec->hook == CS_HOOK_CGROUP || rec->hook == CS_HOOK_LSM);
 	bpf_ringbuf_submit(rec, submit_flags());
 }
 

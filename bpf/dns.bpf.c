@@ -34,6 +34,7 @@ SEC("cgroup_skb/ingress")
 int handle_dns_ingress(struct __sk_buff *skb)
 {
 	__u32 zero = 0, l4_off, payload_off, payload_len, cap, seq = 0, net_ns;
+	struct dns_owner owner;
 	__u16 sport, dport, flags = 0;
 	struct bpf_sock *sk = skb->sk;
 	struct dns_mark *mark;
@@ -51,6 +52,7 @@ int handle_dns_ingress(struct __sk_buff *skb)
 	if (!mark)
 		return 1;
 	net_ns = mark->net_ns;
+	owner = mark->owner;
 
 	/* Then the source port, before the scratch record is touched. */
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
@@ -131,10 +133,20 @@ int handle_dns_ingress(struct __sk_buff *skb)
 			return 1;
 	}
 
+	/* Connect records win: past the limit the ring's rest is theirs, and a
+	 * DNS flood loses its own records (counted) instead of theirs. */
+	if (dns_ring_limit &&
+	    bpf_ringbuf_query(&events_rb, BPF_RB_AVAIL_DATA) + sizeof(s->rec) + cap > dns_ring_limit) {
+		count_lost(CS_LOST_DNS_RESERVE);
+		return 1;
+	}
+
 	s->rec.hdr.type = CS_REC_DNS;
 	s->rec.hdr.size = sizeof(s->rec) + cap;
 	s->rec.hdr.boot_ns = bpf_ktime_get_boot_ns();
 	s->rec.net_ns = net_ns;
+	s->rec.owner_uid = owner.owner_uid;
+	s->rec.owner_ns = owner.owner_ns;
 	s->rec.flags = flags;
 	s->rec.captured = cap;
 	s->rec.orig_len = payload_len;

@@ -23,6 +23,7 @@ static __always_inline void mark_querying_socket(struct bpf_sock_addr *ctx)
 	struct task_struct *task;
 	struct dns_mark *mark;
 	struct bpf_sock *sk;
+	struct net *net;
 
 	/* user_port is in network order in the low 16 bits. */
 	if (!is_dns_port(bpf_ntohs((__u16)ctx->user_port)))
@@ -33,10 +34,13 @@ static __always_inline void mark_querying_socket(struct bpf_sock_addr *ctx)
 	mark = bpf_sk_storage_get(&dns_marks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!mark)
 		return;
-	/* Once per DNS query, so the CO-RE reads (three helper calls) are cheap
-	 * enough, and they load where the BTF task pointer (5.11) does not. */
+	/* Once per DNS query, so the CO-RE reads (a few helper calls, one per
+	 * user namespace level for the owner) are cheap enough, and they load
+	 * where the BTF task pointer (5.11) does not. */
 	task = (struct task_struct *)bpf_get_current_task();
-	mark->net_ns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
+	net = BPF_CORE_READ(task, nsproxy, net_ns);
+	mark->net_ns = BPF_CORE_READ(net, ns.inum);
+	read_owner(net, &mark->owner);
 }
 
 SEC("cgroup/connect4")
@@ -82,6 +86,7 @@ static __always_inline void mark_connected_socket(struct sock_common *skc)
 	if (!mark || mark->net_ns)
 		return;
 	mark->net_ns = skc->skc_net.net->ns.inum;
+	read_owner(skc->skc_net.net, &mark->owner);
 	dns_premarked++;
 }
 

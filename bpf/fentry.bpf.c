@@ -18,3 +18,12 @@ int BPF_PROG(handle_fentry_security_socket_sendmsg, struct socket *sock, struct 
 	emit_fastopen(CS_HOOK_FENTRY, sock, msg, true);
 	return 0;
 }
+
+/* The LSMs' verdict on the connect, for its outcome. */
+SEC("fexit/security_socket_connect")
+int BPF_PROG(handle_fexit_security_socket_connect, struct socket *sock, struct sockaddr *address, int addrlen,
+	     int ret)
+{
+	track_lsm_verdict(ret);
+	return 0;
+}

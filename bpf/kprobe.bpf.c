@@ -18,3 +18,11 @@ int BPF_KPROBE(handle_kprobe_security_socket_sendmsg, struct socket *sock, struc
 	emit_fastopen(CS_HOOK_KPROBE, sock, msg, false);
 	return 0;
 }
+
+/* The LSMs' verdict on the connect, for its outcome. */
+SEC("kretprobe/security_socket_connect")
+int BPF_KRETPROBE(handle_kretprobe_security_socket_connect, int ret)
+{
+	track_lsm_verdict(ret);
+	return 0;
+}

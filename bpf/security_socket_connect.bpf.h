@@ -29,10 +29,14 @@ static __always_inline void emit_kernel_sockaddr(__u16 hook, struct socket *sock
 	origin = connect_origin(task_btf_usable());
 	/*
 	 * A TCP IORING_OP_CONNECT that could not finish at once is retried by
-	 * the kernel (an io-wq worker calls connect again, up to 6.1 at least)
-	 * on the socket it left connecting: the same request, not a new connect.
+	 * the kernel (an io-wq worker calls connect again, up to 6.1 at least;
+	 * or io_uring's task work, which may run on the way back to user space
+	 * from an interrupt, whose registers name no system call: via unknown,
+	 * seen on arm64 6.1) on the socket it left connecting: the same
+	 * request, not a new connect. Only connect(2) and io_uring reach this
+	 * hook, so an unknown origin is io_uring's.
 	 */
-	if (origin.via == CS_VIA_IO_URING && BPF_CORE_READ(sock, state) == SS_CONNECTING)
+	if ((origin.via == CS_VIA_IO_URING || origin.via == CS_VIA_UNKNOWN) && BPF_CORE_READ(sock, state) == SS_CONNECTING)
 		return;
 	rec = connect_begin(hook, BPF_CORE_READ(sock, type) & SOCK_TYPE_MASK, task_btf_usable());
 	if (!rec)

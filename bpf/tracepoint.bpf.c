@@ -6,54 +6,11 @@
  * the address, which the caller may change before the kernel copies it, so
  * its records carry CS_CONNECT_TOCTOU.
  */
-#include "connect.bpf.h"
-#include "filters.bpf.h"
-
-#define S_IFMT 00170000
-#define S_IFSOCK 0140000
-
-/* The socket behind fd in the current task, for its type; NULL if none. */
-static __always_inline struct socket *fd_socket(int fd)
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
-	unsigned int max = BPF_CORE_READ(task, files, fdt, max_fds);
-	struct file *file = 0;
-
-	if (fd < 0 || (unsigned int)fd >= max)
-		return 0;
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
-		return 0;
-	/* Only a socket's file has a struct socket behind private_data. */
-	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
-		return 0;
-	return BPF_CORE_READ(file, private_data);
-}
-
-static __always_inline void emit_user_sockaddr(int fd, const void *uaddr, int addrlen, __u16 via,
-					       struct socket *sock)
-{
-	struct cs_connect_record *rec;
-
-	if (!sockaddr_wanted(uaddr, addrlen, true))
-		return;
-	rec = connect_begin(CS_HOOK_TRACEPOINT, sock ? BPF_CORE_READ(sock, type) & SOCK_TYPE_MASK : 0,
-			    task_btf_usable());
-	if (!rec)
-		return;
-	rec->sockfd = fd;
-	rec->via = via;
-	rec->flags = CS_CONNECT_TOCTOU;
-	rec->addrlen = addrlen < 0 ? 0 : addrlen;
-	__builtin_memset(rec->addr, 0, sizeof(rec->addr));
-	if (addrlen > 0 && bpf_probe_read_user(rec->addr, sockaddr_read_size(addrlen), uaddr))
-		rec->flags |= CS_CONNECT_ADDR_FAULT;
-	connect_submit(rec);
-}
+#include "user_sockaddr.bpf.h"
 
 static __always_inline void on_connect(int fd, const void *uaddr, int addrlen)
 {
-	emit_user_sockaddr(fd, uaddr, addrlen, CS_VIA_CONNECT, fd_socket(fd));
+	emit_user_sockaddr(CS_HOOK_TRACEPOINT, 0, fd, uaddr, addrlen, CS_VIA_CONNECT, fd_socket(fd));
 }
 
 /* A send connects only with MSG_FASTOPEN, an address, and a socket that takes it. */
@@ -66,7 +23,7 @@ static __always_inline void on_send(int fd, __u64 flags, const void *uaddr, int 
 	sock = fd_socket(fd);
 	if (!sock || !fastopen_socket_connects(sock, false))
 		return;
-	emit_user_sockaddr(fd, uaddr, addrlen, CS_VIA_FASTOPEN, sock);
+	emit_user_sockaddr(CS_HOOK_TRACEPOINT, 0, fd, uaddr, addrlen, CS_VIA_FASTOPEN, sock);
 }
 
 /* sendmsg's address is behind the caller's msghdr; sendmmsg's first
@@ -118,34 +75,32 @@ int handle_sys_enter_sendmmsg(struct trace_event_raw_sys_enter *ctx)
 
 /*
  * Without tracefs: every syscall's entry, filtered on the syscall number.
- * A 32-bit task's numbers mean other calls (its 42 is pipe), and the syscall
- * tracepoints above never fire for them either, so they are left out.
+ * A 32-bit task's numbers mean other calls (x86's 42 is its pipe), and the
+ * syscall tracepoints above never fire for them either, so they are left out.
  */
 SEC("tp_btf/sys_enter")
 int BPF_PROG(handle_tp_btf_sys_enter, struct pt_regs *regs, long id)
 {
 	int fd;
 
-	if (id != NR_CONNECT_X86_64 && id != NR_SENDTO_X86_64 && id != NR_SENDMSG_X86_64 &&
-	    id != NR_SENDMMSG_X86_64)
+	if (id != NR_CONNECT && id != NR_SENDTO && id != NR_SENDMSG && id != NR_SENDMMSG)
 		return 0;
 	if (in_compat_syscall((struct task_struct *)bpf_get_current_task(), false))
 		return 0;
-	fd = (int)BPF_CORE_READ(regs, di);
+	fd = (int)SYS_ENTER_ARG(regs, 0);
 	switch (id) {
-	case NR_CONNECT_X86_64:
-		on_connect(fd, (const void *)BPF_CORE_READ(regs, si), (int)BPF_CORE_READ(regs, dx));
+	case NR_CONNECT:
+		on_connect(fd, (const void *)SYS_ENTER_ARG(regs, 1), (int)SYS_ENTER_ARG(regs, 2));
 		break;
-	case NR_SENDTO_X86_64: /* the fifth and sixth arguments are in r8 and r9 */
-		on_send(fd, BPF_CORE_READ(regs, r10), (const void *)BPF_CORE_READ(regs, r8),
-			(int)BPF_CORE_READ(regs, r9));
+	case NR_SENDTO:
+		on_send(fd, SYS_ENTER_ARG(regs, 3), (const void *)SYS_ENTER_ARG(regs, 4), (int)SYS_ENTER_ARG(regs, 5));
 		break;
-	case NR_SENDMSG_X86_64:
-		on_sendmsg(fd, (const struct user_msghdr *)BPF_CORE_READ(regs, si), BPF_CORE_READ(regs, dx));
+	case NR_SENDMSG:
+		on_sendmsg(fd, (const struct user_msghdr *)SYS_ENTER_ARG(regs, 1), SYS_ENTER_ARG(regs, 2));
 		break;
 	default: /* sendmmsg */
-		if (BPF_CORE_READ(regs, dx) > 0)
-			on_sendmsg(fd, (const struct user_msghdr *)BPF_CORE_READ(regs, si), BPF_CORE_READ(regs, r10));
+		if (SYS_ENTER_ARG(regs, 2) > 0)
+			on_sendmsg(fd, (const struct user_msghdr *)SYS_ENTER_ARG(regs, 1), SYS_ENTER_ARG(regs, 3));
 	}
 	return 0;
 }
@@ -170,7 +125,7 @@ static __always_inline void on_io_uring_request(struct io_kiocb *req)
 	/* REQ_F_FIXED_FILE is bit 0; the flags word's size differs by kernel. */
 	bpf_probe_read_kernel(&low_flags, sizeof(low_flags), &req->flags);
 	fd = BPF_CORE_READ(req, cqe.fd);
-	emit_user_sockaddr(-1, BPF_CORE_READ(conn, addr), BPF_CORE_READ(conn, addr_len), CS_VIA_IO_URING,
+	emit_user_sockaddr(CS_HOOK_TRACEPOINT, 0, -1, BPF_CORE_READ(conn, addr), BPF_CORE_READ(conn, addr_len), CS_VIA_IO_URING,
 			   (low_flags & REQ_F_FIXED_FILE) ? 0 : fd_socket(fd));
 }
 

@@ -19,6 +19,7 @@ const char *errc_description(int code) noexcept
     case Errc::callback_failed: return "a callback failed";
     case Errc::internal: return "internal error in connscope";
     case Errc::hook_not_firing: return "the hooks are attached but do not fire";
+    case Errc::cgroup_subtree: return "only a subtree of the cgroup v2 hierarchy is reachable";
     }
     return nullptr;
 }

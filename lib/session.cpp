@@ -19,7 +19,10 @@
 
 #include "connscope_connect.skel.h"
 
+#include <algorithm>
 #include <bpf/libbpf.h>
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -44,7 +47,7 @@ struct __attribute__((visibility("hidden"))) Session::Impl {
     std::vector<std::pair<std::size_t, std::size_t>> held_records; // offset, size
     std::size_t held_next = 0;
     std::shared_ptr<DnsCorrelator> correlator;
-    std::optional<std::string> cgroup2_path;
+    std::shared_ptr<const detail::CgroupScope> cgroup;
     Stats counters; // the user-side counts; kernel counts are added in stats()
     detail::DnsFeed dns_feed{counters};
     std::int64_t epoch_offset_ns = 0;
@@ -55,6 +58,13 @@ struct __attribute__((visibility("hidden"))) Session::Impl {
     // Reused between records so steady-state decoding does not allocate.
     SecuritySocketConnect connect_event;
     NetTcpConnect tcp_event;
+    ConnectOutcome outcome_event;
+    // Every event gets the next number, delivered to a callback or not.
+    std::uint64_t sequence = 0;
+    // The connect ids of the latest canaries: their outcomes are not events
+    // either. A canary's outcome follows it at once (UDP), so a few suffice.
+    std::array<std::uint64_t, 8> canary_ids{};
+    std::size_t canary_next = 0;
 
     explicit Impl(Options opts);
     void start_backend(const std::vector<const detail::BackendDescription *> &order, bool forced,
@@ -64,6 +74,8 @@ struct __attribute__((visibility("hidden"))) Session::Impl {
     int handle_record(const void *data, std::size_t size);
     int replay_held();
     void handle_connect(const void *data, std::size_t size);
+    void handle_outcome(const void *data, std::size_t size);
+    bool take_canary(const SecuritySocketConnect &event);
     int drain();
     template <typename Event>
     void deliver(const std::function<void(const Event &)> &callback, const Event &event);
@@ -87,17 +99,33 @@ Session::Impl::Impl(Options opts) : options(std::move(opts))
                                "; run as root or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN");
 
     detail::LoadSettings settings;
+    settings.outcomes = options.outcomes;
     settings.ring_size = options.ring_size;
     settings.wakeup_watermark = options.ring_size / 4;
-    settings.cgroup2_path = host::cgroup2_mount();
-    if (forced && std::string(order[0]->name) == "cgroup" && !settings.cgroup2_path)
-        throw Error(Errc::no_cgroup2, "starting the cgroup backend: no cgroup v2 hierarchy is mounted "
-                                      "(checked /proc/self/mountinfo); mount one with "
-                                      "'mount -t cgroup2 none /sys/fs/cgroup/unified' or use another backend");
-
-    cgroup2_path = settings.cgroup2_path;
+    auto scope = detail::find_cgroup_scope(options.cgroup_root);
+    const bool wants_cgroup =
+        options.dns.enabled || std::any_of(order.begin(), order.end(), [](const detail::BackendDescription *b) {
+            return std::string(b->name) == "cgroup";
+        });
+    // A subtree watched by mistake misses the rest of the host without a
+    // word: refuse, unless nothing needs the cgroup programs.
+    if (scope.subtree_only && wants_cgroup)
+        throw Error(Errc::cgroup_subtree, "starting a session: " + scope.why);
+    if (!scope.scope && forced && std::string(order[0]->name) == "cgroup")
+        throw Error(Errc::no_cgroup2, "starting the cgroup backend: " + scope.why + "; or use another backend");
+    settings.cgroup = scope.scope;
+    settings.cgroup_missing = scope.why;
+    cgroup = scope.scope;
+    if (cgroup) {
+        info.cgroup_root = cgroup->private_mount ? "(private mount)" : cgroup->path;
+        info.cgroup_scope = cgroup->description;
+    } else {
+        info.cgroup_scope = "none: " + scope.why;
+    }
+    detail::LogScope::emit(cgroup ? LogLevel::info : LogLevel::warning, "cgroup programs attach to " +
+                                                                           info.cgroup_scope);
     settings.before_attach = [this](connscope_connect_bpf *skel) {
-        detail::apply_filters(skel, options.filters, cgroup2_path, liveness->canary().port());
+        detail::apply_filters(skel, options.filters, cgroup.get(), liveness->canary().port());
     };
     liveness = std::make_unique<detail::Liveness>(options.liveness_interval, counters,
                                                   [this](const HealthEvent &e) { report_health(e); });
@@ -115,6 +143,9 @@ Session::Impl::Impl(Options opts) : options(std::move(opts))
             DnsCacheOptions cache = options.dns.cache;
             if (!cache.host_netns)
                 cache.host_netns = host::own_netns_inode();
+            // Budgets by owner, from the record being fed (dns_budget_key).
+            if (!cache.budget_of)
+                cache.budget_of = [feed = &dns_feed](std::uint64_t netns) { return feed->budget_key(netns); };
             correlator = make_default_correlator(cache);
         }
     } else {
@@ -165,8 +196,10 @@ void Session::Impl::prove_watching()
 void Session::Impl::report_health(const HealthEvent &event)
 {
     detail::LogScope::emit(LogLevel::warning, "health: " + event.message);
+    HealthEvent numbered = event;
+    numbered.sequence = ++sequence;
     if (options.on_health)
-        deliver(options.on_health, event);
+        deliver(options.on_health, numbered);
 }
 
 void Session::Impl::start_backend(const std::vector<const detail::BackendDescription *> &order, bool forced,
@@ -223,7 +256,7 @@ int Session::Impl::handle_record(const void *data, std::size_t size)
 {
     if (starting) {
         if (detail::record_type(data, size) == CS_REC_CONNECT &&
-            detail::decode_connect(data, size, epoch_offset_ns, connect_event) && liveness->take(connect_event))
+            detail::decode_connect(data, size, epoch_offset_ns, connect_event) && take_canary(connect_event))
             return 0;
         const auto *bytes = static_cast<const unsigned char *>(data);
         held_records.emplace_back(held.size(), size);
@@ -236,6 +269,9 @@ int Session::Impl::handle_record(const void *data, std::size_t size)
         break;
     case CS_REC_DNS:
         dns_feed.record(data, size, epoch_offset_ns, correlator.get());
+        break;
+    case CS_REC_OUTCOME:
+        handle_outcome(data, size);
         break;
     default:
         ++counters.decode_errors;
@@ -252,9 +288,10 @@ void Session::Impl::handle_connect(const void *data, std::size_t size)
         ++counters.decode_errors;
         return;
     }
-    if (liveness->take(ev))
+    if (take_canary(ev))
         return; // a canary: the Session's own proof, not an event
     ++counters.events;
+    ev.sequence = ++sequence;
     if (options.on_connect)
         deliver(options.on_connect, ev);
     // A break_poll() from on_connect takes effect after this record: its
@@ -268,6 +305,8 @@ void Session::Impl::handle_connect(const void *data, std::size_t size)
     tcp_ev.process = ev.process;
     tcp_ev.sockfd = ev.sockfd;
     tcp_ev.via = ev.via;
+    tcp_ev.connect_id = ev.connect_id;
+    tcp_ev.sequence = ++sequence;
     tcp_ev.dst_ip = inet->ip.to_string();
     tcp_ev.dst_port = inet->port;
     tcp_ev.results.clear();
@@ -275,6 +314,29 @@ void Session::Impl::handle_connect(const void *data, std::size_t size)
         tcp_ev.results = correlator->lookup(ev.process.ns.net, inet->ip.unmapped(), ev.process.timestamp_ns);
     ++counters.tcp_events;
     deliver(options.on_tcp_connect, tcp_ev);
+}
+
+bool Session::Impl::take_canary(const SecuritySocketConnect &event)
+{
+    if (!liveness->take(event))
+        return false;
+    canary_ids[canary_next++ % canary_ids.size()] = event.connect_id;
+    return true;
+}
+
+void Session::Impl::handle_outcome(const void *data, std::size_t size)
+{
+    ConnectOutcome &out = outcome_event;
+    if (!detail::decode_outcome(data, size, epoch_offset_ns, out)) {
+        ++counters.decode_errors;
+        return;
+    }
+    if (std::find(canary_ids.begin(), canary_ids.end(), out.connect_id) != canary_ids.end())
+        return;
+    ++counters.outcomes;
+    out.sequence = ++sequence;
+    if (options.on_outcome)
+        deliver(options.on_outcome, out);
 }
 
 int Session::Impl::replay_held()
@@ -387,7 +449,7 @@ void Session::set_filters(const Filters &filters)
     if (!impl_)
         moved_from();
     const detail::LogScope log(impl_->options.on_log, impl_->options.log_level);
-    detail::apply_filters(impl_->backend.skel, filters, impl_->cgroup2_path, impl_->liveness->canary().port());
+    detail::apply_filters(impl_->backend.skel, filters, impl_->cgroup.get(), impl_->liveness->canary().port());
     impl_->options.filters = filters;
 }
 
@@ -405,12 +467,26 @@ Stats Session::stats() const
     Stats s = impl_->counters;
     const int lost_fd = bpf_map__fd(impl_->backend.skel->maps.lost_counts);
     s.lost_ring_connect = detail::lost_in_kernel(lost_fd, CS_REC_CONNECT);
-    s.lost_ring_dns = detail::lost_in_kernel(lost_fd, CS_REC_DNS);
+    s.dns_dropped_reserve = detail::lost_in_kernel(lost_fd, CS_LOST_DNS_RESERVE);
+    s.lost_ring_dns = detail::lost_in_kernel(lost_fd, CS_REC_DNS) + s.dns_dropped_reserve;
+    s.lost_ring_outcome = detail::lost_in_kernel(lost_fd, CS_REC_OUTCOME);
     s.dns_tcp_dropped_bytes = impl_->dns_feed.tcp_dropped_bytes();
-    if (impl_->correlator)
-        s.dns_names_evicted = impl_->correlator->stats().evictions;
+    if (impl_->correlator) {
+        const DnsCorrelatorStats c = impl_->correlator->stats();
+        s.dns_names_evicted = c.evictions;
+        s.dns_evicted_budget = c.evicted_budget;
+        s.dns_evicted_global = c.evicted_global;
+        s.dns_expired = c.expired;
+        s.dns_cache_entries = c.entries;
+        s.dns_cache_bytes = c.bytes;
+        s.dns_cache_bytes_allocated = c.bytes_allocated;
+        s.dns_cache_budget_groups = c.budget_groups;
+        // Only the default correlator is known to honour the bound.
+        if (!impl_->options.dns.correlator)
+            s.dns_cache_bytes_max = impl_->options.dns.cache.max_bytes;
+    }
     // Records only: the other counters are in other units (Stats says which).
-    s.lost = s.lost_ring_connect + s.lost_ring_dns + s.decode_errors;
+    s.lost = s.lost_ring_connect + s.lost_ring_dns + s.lost_ring_outcome + s.decode_errors;
     return s;
 }
 
@@ -422,7 +498,9 @@ std::vector<BackendStatus> Session::probe_backends(const LogCallback &on_log, Lo
     detail::LoadSettings settings;
     settings.ring_size = detail::page_size();
     settings.wakeup_watermark = settings.ring_size;
-    settings.cgroup2_path = host::cgroup2_mount();
+    auto scope = detail::find_cgroup_scope({});
+    settings.cgroup = scope.scope;
+    settings.cgroup_missing = scope.subtree_only ? "refused: " + scope.why : scope.why;
     const auto missing = host::missing_capabilities();
     for (const auto &b : detail::backend_table()) {
         if (!missing.empty()) {

@@ -1,6 +1,7 @@
 #!/bin/sh
 # The whole test suite on a fresh machine: install, build, run every suite
-# (unit, integration, abi, python, cli, vm), then the sanitizer build and the
+# (unit, integration, abi, python, cli, vm, vm-arm64: an arm64 cross build booted
+# in arm64 VMs), then the sanitizer build and the
 # fuzzers, then say how many passed and failed.
 set -eu
 cd "$(dirname "$0")/.."

@@ -173,8 +173,9 @@ void append_json_line(std::string &out, const connscope::SecuritySocketConnect &
     const std::string type = connscope::socket_type_name(ev.type);
     const AddressText addr = address_text(ev.remote_addr);
     const std::string via = connscope::connect_via_name(ev.via);
-    Cursor c(out, 160 + process_bound(ev.process) + escaped_bound(type.size()) + addr.bound);
-    c.lit("{\"event\":\"security_socket_connect\",\"timestamp\":");
+    Cursor c(out, 240 + process_bound(ev.process) + escaped_bound(type.size()) + addr.bound);
+    c.lit("{\"event\":\"security_socket_connect\",\"schema\":").num(connscope::json_schema_version);
+    c.lit(",\"seq\":").num(ev.sequence).lit(",\"connect_id\":").num(ev.connect_id).lit(",\"timestamp\":");
     process_fields(c, ev.process);
     c.lit(",\"sockfd\":").snum(ev.sockfd).lit(",\"type\":\"").escaped(type).lit("\",\"remote_addr\":");
     address(c, ev.remote_addr, addr);
@@ -182,17 +183,22 @@ void append_json_line(std::string &out, const connscope::SecuritySocketConnect &
         c.lit(",\"toctou\":true");
     else
         c.lit(",\"toctou\":false");
-    c.lit(",\"via\":\"").escaped(via).lit("\"}\n");
+    c.lit(",\"via\":\"").escaped(via);
+    if (ev.late)
+        c.lit("\",\"late\":true}\n");
+    else
+        c.lit("\",\"late\":false}\n");
 }
 
 void append_json_line(std::string &out, const connscope::NetTcpConnect &ev)
 {
     const std::string via = connscope::connect_via_name(ev.via);
-    std::size_t bound = 160 + process_bound(ev.process) + escaped_bound(ev.dst_ip.size());
+    std::size_t bound = 240 + process_bound(ev.process) + escaped_bound(ev.dst_ip.size());
     for (const auto &name : ev.results)
         bound += 4 + escaped_bound(name.size());
     Cursor c(out, bound);
-    c.lit("{\"event\":\"net_tcp_connect\",\"timestamp\":");
+    c.lit("{\"event\":\"net_tcp_connect\",\"schema\":").num(connscope::json_schema_version);
+    c.lit(",\"seq\":").num(ev.sequence).lit(",\"connect_id\":").num(ev.connect_id).lit(",\"timestamp\":");
     process_fields(c, ev.process);
     c.lit(",\"sockfd\":").snum(ev.sockfd).lit(",\"dst_ip\":\"").escaped(ev.dst_ip).lit("\",\"dst_port\":");
     c.num(ev.dst_port).lit(",\"results\":[");
@@ -202,6 +208,38 @@ void append_json_line(std::string &out, const connscope::NetTcpConnect &ev)
         c.ch('"').escaped(ev.results[i]).ch('"');
     }
     c.lit("],\"via\":\"").escaped(via).lit("\"}\n");
+}
+
+void append_json_line(std::string &out, const connscope::ConnectOutcome &ev)
+{
+    const std::string via = connscope::connect_via_name(ev.via);
+    const std::string outcome = connscope::outcome_name(ev);
+    const std::string lsm = connscope::lsm_verdict_name(ev.lsm);
+    const std::string tcp = connscope::tcp_result_name(ev.tcp);
+    const char *error = ev.result && *ev.result < 0 ? strerrorname_np(-*ev.result) : nullptr;
+    const std::string_view error_text = error ? error : "";
+    AddressText local;
+    if (ev.local)
+        local = address_text(connscope::SocketAddress{*ev.local});
+    Cursor c(out, 480 + via.size() + outcome.size() + lsm.size() + tcp.size() + escaped_bound(error_text.size()) +
+                      local.bound);
+    c.lit("{\"event\":\"connect_outcome\",\"schema\":").num(connscope::json_schema_version);
+    c.lit(",\"seq\":").num(ev.sequence).lit(",\"connect_id\":").num(ev.connect_id);
+    c.lit(",\"timestamp\":").num(ev.timestamp_ns).lit(",\"pid\":").num(ev.pid).lit(",\"tid\":").num(ev.tid);
+    c.lit(",\"via\":\"").escaped(via).lit("\",\"outcome\":\"").escaped(outcome).lit("\",\"result\":");
+    if (ev.result)
+        c.snum(*ev.result);
+    else
+        c.lit("null");
+    c.lit(",\"error\":\"").escaped(error_text).lit("\",\"lsm\":\"").escaped(lsm);
+    c.lit("\",\"lsm_error\":").snum(ev.lsm_error).lit(",\"tcp\":\"").escaped(tcp);
+    c.lit("\",\"tcp_error\":").snum(ev.tcp_error).lit(",\"duration_ns\":").num(ev.duration_ns);
+    c.lit(",\"local_addr\":");
+    if (ev.local)
+        address(c, connscope::SocketAddress{*ev.local}, local);
+    else
+        c.lit("null");
+    c.lit(",\"socket_cookie\":").num(ev.socket_cookie).lit("}\n");
 }
 
 JsonOut::JsonOut(int fd, std::size_t capacity) : fd_(fd), capacity_(capacity)

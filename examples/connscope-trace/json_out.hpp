@@ -17,6 +17,7 @@ namespace trace {
 // holds the two to the same output.
 void append_json_line(std::string &out, const connscope::SecuritySocketConnect &event);
 void append_json_line(std::string &out, const connscope::NetTcpConnect &event);
+void append_json_line(std::string &out, const connscope::ConnectOutcome &event);
 
 class JsonOut {
 public:

@@ -26,13 +26,18 @@ const char usage[] =
     "\n"
     "  --json               one JSON object per line (the documented contract)\n"
     "  --duration SECONDS   stop after SECONDS (default: until SIGINT/SIGTERM)\n"
-    "  --backend NAME       auto (default), lsm, fentry, kprobe, cgroup, tracepoint,\n"
+    "  --backend NAME       auto (default), fentry, lsm, kprobe, cgroup, tracepoint,\n"
     "                       or a comma-separated preference list\n"
     "  --list-backends      probe every backend, print its verdict, and exit\n"
     "  --ring-size BYTES    ring buffer size: a power-of-two multiple of the page size\n"
     "  --max-latency-ms MS  longest an event waits before it is printed (default 10)\n"
     "  --no-dns             do not capture DNS answers (net_tcp_connect results stay empty)\n"
+    "  --no-outcomes        do not follow connects to their outcome (no connect_outcome)\n"
     "  --dns-port N         take DNS answers from port N (repeatable; default 53)\n"
+    "  --cgroup-root PATH   attach the cgroup programs (cgroup backend, DNS capture)\n"
+    "                       to this cgroup v2 directory: watch only that subtree\n"
+    "                       (default: the hierarchy's root, or refuse when only a\n"
+    "                       subtree is reachable)\n"
     "  --stats-interval S   also write a stats record every S seconds\n"
     "  --liveness-interval S  prove every S seconds that the hooks still fire and\n"
     "                       are attached, and repair them (default 10; 0: off)\n"
@@ -127,6 +132,7 @@ enum Opt : int {
     opt_list_backends,
     opt_verbose,
     opt_no_dns,
+    opt_no_outcomes,
     opt_duration,
     opt_ring_size,
     opt_max_latency,
@@ -140,6 +146,7 @@ enum Opt : int {
     opt_port,
     opt_dns_port,
     opt_backend,
+    opt_cgroup_root,
 };
 
 const option long_options[] = {
@@ -148,6 +155,7 @@ const option long_options[] = {
     {"list-backends", no_argument, nullptr, opt_list_backends},
     {"verbose", no_argument, nullptr, opt_verbose},
     {"no-dns", no_argument, nullptr, opt_no_dns},
+    {"no-outcomes", no_argument, nullptr, opt_no_outcomes},
     {"duration", required_argument, nullptr, opt_duration},
     {"ring-size", required_argument, nullptr, opt_ring_size},
     {"max-latency-ms", required_argument, nullptr, opt_max_latency},
@@ -161,6 +169,7 @@ const option long_options[] = {
     {"port", required_argument, nullptr, opt_port},
     {"dns-port", required_argument, nullptr, opt_dns_port},
     {"backend", required_argument, nullptr, opt_backend},
+    {"cgroup-root", required_argument, nullptr, opt_cgroup_root},
     {nullptr, 0, nullptr, 0},
 };
 
@@ -199,6 +208,9 @@ Args parse_args(int argc, char **argv)
         case opt_no_dns:
             a.options.dns.enabled = false;
             break;
+        case opt_no_outcomes:
+            a.options.outcomes = false;
+            break;
         case opt_duration:
             a.duration = static_cast<double>(parse_number(flag, value, 31536000));
             break;
@@ -227,6 +239,11 @@ Args parse_args(int argc, char **argv)
             break;
         case opt_cgroup:
             a.options.filters.cgroups.push_back(value);
+            break;
+        case opt_cgroup_root:
+            if (!*value)
+                usage_error("--cgroup-root: give a cgroup v2 directory");
+            a.options.cgroup_root = value;
             break;
         case opt_family: {
             const std::string f = value;
@@ -331,9 +348,11 @@ int main(int argc, char **argv)
             out.event(ev);
             return;
         }
-        std::printf("%s connect fd=%d %s %s via %s%s\n", process_text(ev.process).c_str(), ev.sockfd,
-                    connscope::socket_type_name(ev.type).c_str(), connscope::to_string(ev.remote_addr).c_str(),
-                    connscope::connect_via_name(ev.via).c_str(), ev.toctou ? " (toctou)" : "");
+        std::printf("%s connect fd=%d %s %s via %s%s%s connect_id=%llu\n", process_text(ev.process).c_str(),
+                    ev.sockfd, connscope::socket_type_name(ev.type).c_str(),
+                    connscope::to_string(ev.remote_addr).c_str(), connscope::connect_via_name(ev.via).c_str(),
+                    ev.toctou ? " (toctou)" : "", ev.late ? " (late: refused before the hook)" : "",
+                    static_cast<unsigned long long>(ev.connect_id));
     };
     args.options.on_tcp_connect = [json, &out](const connscope::NetTcpConnect &ev) {
         if (json) {
@@ -345,6 +364,23 @@ int main(int argc, char **argv)
             names += (names.empty() ? "" : ",") + connscope::json_escape(n);
         std::printf("%s tcp %s port %u names=%s\n", process_text(ev.process).c_str(), ev.dst_ip.c_str(),
                     ev.dst_port, names.empty() ? "-" : names.c_str());
+    };
+
+    args.options.on_outcome = [json, &out](const connscope::ConnectOutcome &ev) {
+        if (json) {
+            out.event(ev);
+            return;
+        }
+        std::string detail = ev.result ? " result=" + std::to_string(*ev.result) : std::string(" result=-");
+        if (ev.lsm == connscope::LsmVerdict::denied)
+            detail += " lsm_error=" + std::to_string(ev.lsm_error);
+        if (ev.tcp_error)
+            detail += " tcp_error=" + std::to_string(ev.tcp_error);
+        if (ev.local)
+            detail += " local=" + connscope::to_string(connscope::SocketAddress{*ev.local});
+        std::printf("pid=%u tid=%u outcome %s connect_id=%llu%s in %.3f ms\n", ev.pid, ev.tid,
+                    connscope::outcome_name(ev).c_str(), static_cast<unsigned long long>(ev.connect_id),
+                    detail.c_str(), static_cast<double>(ev.duration_ns) / 1e6);
     };
 
     // Health events go where the events go: a record in the JSON stream, else a line on stderr.
@@ -364,7 +400,8 @@ int main(int argc, char **argv)
     try {
         connscope::Session session(std::move(args.options));
         const auto &b = session.backend();
-        std::fprintf(stderr, "connscope-trace: watching (backend %s: %s)\n", b.name.c_str(), b.reason.c_str());
+        std::fprintf(stderr, "connscope-trace: watching (backend %s: %s); cgroup scope: %s\n", b.name.c_str(),
+                     b.reason.c_str(), b.cgroup_scope.c_str());
         for (const auto &gap : b.gaps)
             std::fprintf(stderr, "connscope-trace: backend %s does not see %s\n", b.name.c_str(), gap.c_str());
         std::fprintf(stderr, "connscope-trace: DNS capture %s\n", b.dns.c_str());
@@ -376,6 +413,24 @@ int main(int argc, char **argv)
                 out.line(connscope::to_json(stats, b.name));
                 out.flush();
             } else {
+                // The DNS cache's bound and where its names went, when the default cache runs.
+                if (stats.dns_cache_bytes_max) {
+                    const auto mib = [](std::uint64_t v) { return static_cast<double>(v) / (1024.0 * 1024.0); };
+                    std::fprintf(stderr,
+                                 "connscope-trace: DNS cache %llu names in %.1f MiB of its %.1f MiB bound "
+                                 "(%.1f MiB allocated), %llu budget groups; evicted %llu (own budget %llu, "
+                                 "global bound %llu), expired %llu; DNS records lost %llu (ring past its DNS "
+                                 "limit %llu)\n",
+                                 static_cast<unsigned long long>(stats.dns_cache_entries), mib(stats.dns_cache_bytes),
+                                 mib(stats.dns_cache_bytes_max), mib(stats.dns_cache_bytes_allocated),
+                                 static_cast<unsigned long long>(stats.dns_cache_budget_groups),
+                                 static_cast<unsigned long long>(stats.dns_names_evicted),
+                                 static_cast<unsigned long long>(stats.dns_evicted_budget),
+                                 static_cast<unsigned long long>(stats.dns_evicted_global),
+                                 static_cast<unsigned long long>(stats.dns_expired),
+                                 static_cast<unsigned long long>(stats.lost_ring_dns),
+                                 static_cast<unsigned long long>(stats.dns_dropped_reserve));
+                }
                 std::fprintf(stderr, "connscope-trace: %llu events, %llu lost (backend %s)\n",
                              static_cast<unsigned long long>(stats.events),
                              static_cast<unsigned long long>(stats.lost), b.name.c_str());

@@ -56,10 +56,17 @@ def main() -> int:
                         where = addr.get("path", f"{addr.get('ip')}:{addr.get('port')}")
                         print(f"{ev.comm:16} pid={ev.pid} fd={ev.sockfd} {ev.type} "
                               f"{addr['family']} {where}", flush=True)
-                    else:
+                    elif isinstance(ev, connscope.NetTcpConnect):
                         names = " ".join(ev.results) or "-"
                         print(f"{ev.comm:16} pid={ev.pid} tcp {ev.dst_ip}:{ev.dst_port} {names}",
                               flush=True)
+                    elif isinstance(ev, connscope.ConnectOutcome):
+                        local = ev.local_addr
+                        where = f" local {local['ip']}:{local['port']}" if local else ""
+                        print(f"{'':16} pid={ev.pid} outcome {ev.outcome} result={ev.result}{where}",
+                              flush=True)
+                    else:  # a health event
+                        print(f"# health: {ev.kind}: {ev.message}", file=sys.stderr, flush=True)
         except KeyboardInterrupt:
             pass
         st = session.stats()

@@ -87,6 +87,11 @@ extern "C" {
 #define CONNSCOPE_EINTERNAL 4005
 /** The programs are attached, but the session's own canary connect did not come back through the ring. */
 #define CONNSCOPE_ENOTFIRING 4006
+/**
+ * Only a subtree of the cgroup v2 hierarchy is reachable (a cgroup namespace
+ * of the process's own) and connscope_opts::cgroup_root does not ask for one.
+ */
+#define CONNSCOPE_ECGROUPSUBTREE 4007
 /** @} */
 
 /**
@@ -190,9 +195,10 @@ struct connscope_health_event {
     const char *what;       /**< The canary or the link it concerns. */
     const char *message;    /**< What went missing, since when, and what the session did about it. */
     uint64_t timestamp_ns;  /**< When it was found, ns since the Unix epoch. */
+    uint64_t sequence;      /**< As connscope_connect_event::sequence (since 0.4). */
 };
 /** The last field of struct connscope_health_event in this version. */
-#define connscope_health_event__last_field timestamp_ns
+#define connscope_health_event__last_field sequence
 
 /**
  * Receives a health event, on the thread that polls, during poll or consume.
@@ -276,7 +282,7 @@ struct connscope_opts {
     /** sizeof(struct connscope_opts) as the caller was compiled. */
     size_t sz;
     /**
-     * Backends to try, in order: "auto" (lsm, fentry, kprobe, cgroup,
+     * Backends to try, in order: "auto" (fentry, lsm, kprobe, cgroup,
      * tracepoint) or a comma-separated list of those names. NULL or "" means "auto".
      */
     const char *backends;
@@ -329,9 +335,32 @@ struct connscope_opts {
     connscope_health_fn health;
     /** Passed to health as is. */
     void *health_ctx;
+    /**
+     * The cgroup v2 directory the cgroup programs (the cgroup backend, the
+     * DNS capture) attach to (connscope::Options::cgroup_root). NULL or "":
+     * the hierarchy's root, found at a mount, through /proc/1/root, or by a
+     * private mount on a cgroup v1-only host; the session fails with
+     * -CONNSCOPE_ECGROUPSUBTREE when only a subtree is reachable. A path:
+     * watch that subtree on purpose (since 0.4).
+     */
+    const char *cgroup_root;
+    /**
+     * CONNSCOPE_OUTCOMES_DEFAULT (0, on), CONNSCOPE_OUTCOMES_ON or
+     * CONNSCOPE_OUTCOMES_OFF: follow each connect to its outcome
+     * (connscope_callbacks::on_outcome) and report the connect(2)s an LSM
+     * refused before the backend's hook (since 0.4).
+     */
+    int outcomes_mode;
 };
 /** The last field of struct connscope_opts in this version. */
-#define connscope_opts__last_field health_ctx
+#define connscope_opts__last_field outcomes_mode
+
+/** connscope_opts::outcomes_mode: the default (on). */
+#define CONNSCOPE_OUTCOMES_DEFAULT 0
+/** connscope_opts::outcomes_mode: on. */
+#define CONNSCOPE_OUTCOMES_ON 1
+/** connscope_opts::outcomes_mode: off. */
+#define CONNSCOPE_OUTCOMES_OFF 2
 
 /**
  * Who made a connect and when, read in the kernel from the calling task.
@@ -417,9 +446,19 @@ struct connscope_connect_event {
     int32_t via;           /**< The path the connect came by: CONNSCOPE_VIA_* (since 0.3). */
     /** "unknown", "connect", "fastopen" or "io_uring" (since 0.3). */
     const char *via_name;
+    /** Joins this attempt with its tcp_connect and outcome events; never 0 (since 0.4). */
+    uint64_t connect_id;
+    /** The session's number for this event: one more than the event before it (since 0.4). */
+    uint64_t sequence;
+    /**
+     * 1 when an LSM ahead of the backend's hook refused the connect and it
+     * was reported when connect(2) returned, from the caller's arguments
+     * (toctou is then 1 as well) (since 0.4).
+     */
+    int32_t late;
 };
 /** The last field of struct connscope_connect_event in this version. */
-#define connscope_connect_event__last_field via_name
+#define connscope_connect_event__last_field late
 
 /**
  * A TCP connect over IPv4/IPv6 (connscope::NetTcpConnect), delivered right
@@ -439,9 +478,65 @@ struct connscope_tcp_connect_event {
     size_t result_count;   /**< Number of entries in results (0 when no name is known). */
     int32_t via;           /**< As connscope_connect_event::via (since 0.3). */
     const char *via_name;  /**< As connscope_connect_event::via_name (since 0.3). */
+    uint64_t connect_id;   /**< As connscope_connect_event::connect_id (since 0.4). */
+    uint64_t sequence;     /**< This event's own number, as connscope_connect_event::sequence (since 0.4). */
 };
 /** The last field of struct connscope_tcp_connect_event in this version. */
-#define connscope_tcp_connect_event__last_field via_name
+#define connscope_tcp_connect_event__last_field sequence
+
+/** connscope_outcome_event::lsm: not known on this backend (connscope::LsmVerdict). */
+#define CONNSCOPE_LSM_UNKNOWN 0
+/** connscope_outcome_event::lsm: every LSM allowed the connect. */
+#define CONNSCOPE_LSM_ALLOWED 1
+/** connscope_outcome_event::lsm: an LSM refused it (lsm_error says with what). */
+#define CONNSCOPE_LSM_DENIED 2
+
+/** connscope_outcome_event::tcp: no handshake (not TCP, or failed before it began) (connscope::TcpResult). */
+#define CONNSCOPE_TCP_NONE 0
+/** connscope_outcome_event::tcp: the handshake completed. */
+#define CONNSCOPE_TCP_ESTABLISHED 1
+/** connscope_outcome_event::tcp: the peer answered with a reset. */
+#define CONNSCOPE_TCP_REFUSED 2
+/** connscope_outcome_event::tcp: no answer within the SYN retries. */
+#define CONNSCOPE_TCP_TIMED_OUT 3
+/** connscope_outcome_event::tcp: an ICMP error (host or network unreachable, ...). */
+#define CONNSCOPE_TCP_UNREACHABLE 4
+/** connscope_outcome_event::tcp: ended without an answer otherwise (closed, or failed). */
+#define CONNSCOPE_TCP_CLOSED 5
+
+/**
+ * What became of a connect (connscope::ConnectOutcome), after its
+ * connscope_connect_event. Valid only during the callback (since 0.4).
+ */
+struct connscope_outcome_event {
+    uint32_t size;         /**< Bytes of this struct the library filled. */
+    uint32_t pid;          /**< The connecting process (initial PID namespace). */
+    uint64_t connect_id;   /**< The connscope_connect_event's. */
+    uint64_t sequence;     /**< As connscope_connect_event::sequence. */
+    uint64_t timestamp_ns; /**< When the outcome was known, ns since the Unix epoch. */
+    uint64_t duration_ns;  /**< From the attempt to the handshake's end (TCP) or the return. */
+    uint32_t tid;          /**< The connecting thread. */
+    int32_t via;           /**< CONNSCOPE_VIA_*. */
+    const char *via_name;  /**< "unknown", "connect", "fastopen" or "io_uring". */
+    int32_t result_known;  /**< 1 when result holds the system call's return (not for io_uring). */
+    int32_t result;        /**< 0, the bytes a Fast Open send queued, or -errno (-EINPROGRESS). */
+    int32_t lsm;           /**< CONNSCOPE_LSM_*. */
+    int32_t lsm_error;     /**< When denied: the errno the LSM gave. */
+    const char *lsm_name;  /**< "unknown", "allowed" or "denied". */
+    int32_t tcp;           /**< CONNSCOPE_TCP_*. */
+    int32_t tcp_error;     /**< The socket's errno when the handshake ended (0: none). */
+    const char *tcp_name;  /**< "none", "established", "refused", "timed_out", "unreachable" or "closed". */
+    /** "established", "refused", "timed_out", "unreachable", "closed", "denied", "connected", "failed", "unknown". */
+    const char *outcome_name;
+    /**
+     * The address and port the kernel bound the socket to; NULL when there is
+     * none: UNIX sockets, and connects that failed before the kernel chose one.
+     */
+    const struct connscope_address *local_addr;
+    uint64_t socket_cookie; /**< The socket's cookie (SO_COOKIE); 0 when the kernel gave it none yet. */
+};
+/** The last field of struct connscope_outcome_event in this version. */
+#define connscope_outcome_event__last_field socket_cookie
 
 /**
  * Called for each connect attempt.
@@ -459,6 +554,14 @@ typedef int (*connscope_connect_fn)(const struct connscope_connect_event *ev, vo
  */
 typedef int (*connscope_tcp_connect_fn)(const struct connscope_tcp_connect_event *ev, void *ctx);
 
+/**
+ * Called with what became of each connect (since 0.4).
+ * @param ev the event, valid only during the call.
+ * @param ctx connscope_callbacks::ctx.
+ * @return 0 to go on; a negative value stops the current poll, which returns it.
+ */
+typedef int (*connscope_outcome_fn)(const struct connscope_outcome_event *ev, void *ctx);
+
 /** The functions a session calls, on the thread that polls. Zero-initialise and set sz. */
 struct connscope_callbacks {
     /** sizeof(struct connscope_callbacks) as the caller was compiled. */
@@ -469,14 +572,16 @@ struct connscope_callbacks {
     connscope_connect_fn on_connect;
     /** Every TCP connect over IPv4/IPv6, with DNS names; NULL to ignore them. */
     connscope_tcp_connect_fn on_tcp_connect;
+    /** What became of each connect; NULL to ignore them (since 0.4). */
+    connscope_outcome_fn on_outcome;
 };
 /** The last field of struct connscope_callbacks in this version. */
-#define connscope_callbacks__last_field on_tcp_connect
+#define connscope_callbacks__last_field on_outcome
 
 /**
  * Counters since the session started (connscope::Stats), each in one unit.
  * For ring records produced = delivered + lost holds exactly, with
- * lost = lost_ring_connect + lost_ring_dns + decode_errors. Set sz before
+ * lost = lost_ring_connect + lost_ring_dns + lost_ring_outcome + decode_errors. Set sz before
  * calling connscope_session_stats().
  */
 struct connscope_stats {
@@ -484,9 +589,9 @@ struct connscope_stats {
     uint64_t events;               /**< Connect events delivered. */
     uint64_t tcp_events;           /**< TCP connect events delivered. */
     uint64_t dns_messages;         /**< DNS answers parsed and given to the correlator. */
-    uint64_t lost;                 /**< Ring records lost: lost_ring_connect + lost_ring_dns + decode_errors. */
+    uint64_t lost;                 /**< Ring records lost: lost_ring_connect + lost_ring_dns + lost_ring_outcome + decode_errors. */
     uint64_t lost_ring_connect;    /**< Connect records dropped in the kernel: the ring was full. */
-    uint64_t lost_ring_dns;        /**< DNS records dropped in the kernel: the ring was full. */
+    uint64_t lost_ring_dns;        /**< DNS records dropped in the kernel: the ring was full, or past its DNS limit (dns_dropped_reserve). */
     uint64_t decode_errors;        /**< Ring records delivered that the decoder could not read. */
     uint64_t dns_truncated;        /**< DNS records whose payload was longer than dns_payload_max. */
     uint64_t dns_malformed;        /**< DNS messages the parser rejected. */
@@ -502,9 +607,22 @@ struct connscope_stats {
      * liveness check that passed to the re-attach after a failed one.
      */
     uint64_t unwatched_ns;
+    uint64_t outcomes;             /**< Outcome events delivered (since 0.4). */
+    /** Outcomes dropped in the kernel: the ring was full, or too many handshakes at once (since 0.4). */
+    uint64_t lost_ring_outcome;
+    /** Of lost_ring_dns, DNS records dropped because the ring was more than half full (kept for connect records). */
+    uint64_t dns_dropped_reserve;
+    uint64_t dns_evicted_budget;   /**< Names a budget group over its share evicted from itself. */
+    uint64_t dns_evicted_global;   /**< Names evicted because the DNS cache or its non-host pool was full. */
+    uint64_t dns_expired;          /**< Names removed because they expired (not in dns_names_evicted). */
+    uint64_t dns_cache_entries;    /**< Names the DNS cache holds now. */
+    uint64_t dns_cache_bytes;      /**< Bytes charged for the names held now; at most dns_cache_bytes_max. */
+    uint64_t dns_cache_bytes_max;  /**< The default DNS cache's memory bound in bytes; 0 with a correlator of your own. */
+    uint64_t dns_cache_bytes_allocated; /**< Memory the DNS cache has allocated now, slack included. */
+    uint64_t dns_cache_budget_groups;   /**< Budget groups holding names now, the host's included. */
 };
 /** The last field of struct connscope_stats in this version. */
-#define connscope_stats__last_field unwatched_ns
+#define connscope_stats__last_field dns_cache_budget_groups
 
 /**
  * Which backend a session uses and why (connscope::BackendInfo). Set sz
@@ -519,9 +637,13 @@ struct connscope_backend_info {
     const char *const *gaps;   /**< What this backend cannot see on this kernel; gap_count entries. */
     size_t gap_count;          /**< Number of entries in gaps. */
     size_t tried_count;        /**< Backends tried; read each with connscope_session_backend_tried(). */
+    /** The directory the cgroup programs are attached to, "(private mount)", or "" (since 0.4). */
+    const char *cgroup_root;
+    /** What they watch and how it was found (connscope::BackendInfo::cgroup_scope) (since 0.4). */
+    const char *cgroup_scope;
 };
 /** The last field of struct connscope_backend_info in this version. */
-#define connscope_backend_info__last_field tried_count
+#define connscope_backend_info__last_field cgroup_scope
 
 /** The verdict on one backend (connscope::BackendStatus). Set sz before the call. */
 struct connscope_backend_status {
@@ -582,7 +704,7 @@ CONNSCOPE_API const char *connscope_last_error(void) CONNSCOPE_NOEXCEPT;
  *   the field and the valid values);
  *   -EPERM when privileges are missing;
  *   -CONNSCOPE_EBACKEND when no requested backend works;
- *   -CONNSCOPE_ENOCGROUP2, -CONNSCOPE_ENOBTF, -ENOMEM, other negative errno values.
+ *   -CONNSCOPE_ENOCGROUP2, -CONNSCOPE_ECGROUPSUBTREE, -CONNSCOPE_ENOBTF, -ENOMEM, other negative errno values.
  * @par Thread safety
  * Safe from any thread; sessions are independent.
  * @par Ownership
@@ -735,6 +857,20 @@ CONNSCOPE_API int connscope_connect_event_json(const struct connscope_connect_ev
  */
 CONNSCOPE_API int connscope_tcp_connect_event_json(const struct connscope_tcp_connect_event *ev, char *buf,
                                                    size_t len) CONNSCOPE_NOEXCEPT;
+
+/**
+ * The event as one line of JSON, exactly as `connscope-trace --json` prints
+ * it (the "connect_outcome" record). As connscope_connect_event_json()
+ * (since 0.4).
+ * @param ev the event a callback received, during that callback.
+ * @param buf where to write; may be NULL when len is 0.
+ * @param len the size of buf.
+ * @return as connscope_connect_event_json().
+ * @par Thread safety
+ * From the callback that received ev.
+ */
+CONNSCOPE_API int connscope_outcome_event_json(const struct connscope_outcome_event *ev, char *buf,
+                                               size_t len) CONNSCOPE_NOEXCEPT;
 
 /**
  * The session's counters as one line of JSON, exactly as the "stats" record

@@ -165,7 +165,11 @@ struct DnsCacheOptions {
      * The most bytes held. Each entry is charged as if it had its address and
      * name to itself: the entry, its address group, its name slot, the name's
      * text past 48 bytes (as a malloc chunk), and its share of the three hash
-     * indexes at their lowest load. That is never below what the entries use.
+     * indexes at their lowest load. That is never below what the entries use,
+     * and the slabs never grow past the entries this bound can hold, so what
+     * the cache allocates (DnsCorrelatorStats::bytes_allocated) stays near it:
+     * the hash tables grow by doubling, and long names' text can come on top
+     * when short names grew the slabs first (at worst about 1.5 times).
      */
     std::size_t max_bytes = std::size_t{32} << 20;
     /** Inode number of the host's network namespace; 0 = unknown (no reserve). */
@@ -176,7 +180,12 @@ struct DnsCacheOptions {
     unsigned budget_share_percent = 25;
     /**
      * The budget group of a network namespace other than host_netns; empty
-     * means each namespace is its own group. Called inside observe(), on the
+     * means each namespace is its own group. A Session whose default
+     * correlator it makes fills an empty budget_of with the owner the kernel
+     * read for the answer's socket (docs/guide.md, "Under a flood"): its
+     * network namespace when that belongs to the initial user namespace, else
+     * the top user namespace below the initial one when root made it, else
+     * the uid that made that one. Called inside observe(), on the
      * observing thread, whenever an answer adds an address the namespace does
      * not hold yet (an address keeps the group it was added in); it must not
      * throw nor call back into the correlator.

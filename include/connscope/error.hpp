@@ -25,6 +25,12 @@ enum class Errc : int {
     callback_failed = 4004,     /**< A user callback failed. */
     internal = 4005,            /**< A bug in connscope; please report it. */
     hook_not_firing = 4006,     /**< The programs are attached, but the Session's own connect did not come back. */
+    /**
+     * The cgroup v2 hierarchy is reachable only as a subtree (a cgroup
+     * namespace of the process's own), and Options::cgroup_root does not ask
+     * for one: programs attached there would miss the rest of the host.
+     */
+    cgroup_subtree = 4007,
 };
 
 /**

@@ -1,6 +1,6 @@
 /**
  * @file events.hpp
- * @brief The typed events a Session delivers: SecuritySocketConnect and NetTcpConnect.
+ * @brief The typed events a Session delivers: SecuritySocketConnect, NetTcpConnect and ConnectOutcome.
  *
  * Events are plain values. A callback receives a const reference that is
  * valid during the callback; copy what you keep.
@@ -10,6 +10,7 @@
 #include <connscope/address.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -95,6 +96,16 @@ struct SecuritySocketConnect {
      */
     bool toctou = false;
     ConnectVia via = ConnectVia::unknown; /**< The path the connect came by. */
+    /**
+     * True when the backend's hook never saw the connect because an LSM
+     * ahead of it refused it (lsm and cgroup backends): it was reported when
+     * connect(2) returned, from the caller's arguments (so toctou is true).
+     */
+    bool late = false;
+    /** Joins this attempt with its NetTcpConnect and its ConnectOutcome; never 0. */
+    std::uint64_t connect_id = 0;
+    /** The Session's count of events delivered before this one plus one: a gap means a loss. */
+    std::uint64_t sequence = 0;
 };
 
 /**
@@ -113,6 +124,76 @@ struct NetTcpConnect {
      */
     std::vector<std::string> results;
     ConnectVia via = ConnectVia::unknown; /**< As SecuritySocketConnect::via. */
+    std::uint64_t connect_id = 0; /**< As SecuritySocketConnect::connect_id. */
+    std::uint64_t sequence = 0;   /**< As SecuritySocketConnect::sequence (every event has its own). */
 };
+
+/** What the LSMs said of a connect (security_socket_connect's return). */
+enum class LsmVerdict : std::uint8_t {
+    unknown = 0, /**< Not known: the backend cannot see it (BackendInfo::gaps says so). */
+    allowed = 1, /**< Every LSM allowed it. */
+    denied = 2,  /**< An LSM refused it: ConnectOutcome::lsm_error says with what. */
+};
+
+/** How a TCP handshake ended. */
+enum class TcpResult : std::uint8_t {
+    none = 0,        /**< No handshake: not TCP, or the connect failed before it began. */
+    established = 1, /**< The handshake completed. */
+    refused = 2,     /**< The peer answered with a reset (ECONNREFUSED). */
+    timed_out = 3,   /**< No answer within the SYN retries (ETIMEDOUT). */
+    unreachable = 4, /**< An ICMP error: host, network or port unreachable, and the like. */
+    /** Ended without an answer for another reason: the socket was closed (tcp_error 0) or the connect failed. */
+    closed = 5,
+};
+
+/** The name of a verdict: "unknown", "allowed", "denied". */
+CONNSCOPE_API std::string lsm_verdict_name(LsmVerdict verdict);
+/** The name of a TCP result: "none", "established", "refused", "timed_out", "unreachable", "closed". */
+CONNSCOPE_API std::string tcp_result_name(TcpResult result);
+
+/**
+ * What became of a connect, delivered once its last part is known: when the
+ * system call returned (UDP, UNIX, and a connect that failed at once) or when
+ * the TCP handshake ended, whichever is later. It comes after its
+ * SecuritySocketConnect in ring order; connect_id joins them.
+ */
+struct ConnectOutcome {
+    std::uint64_t connect_id = 0;   /**< The SecuritySocketConnect's. */
+    std::uint64_t sequence = 0;     /**< As SecuritySocketConnect::sequence. */
+    std::uint64_t timestamp_ns = 0; /**< When the outcome was known (handshake end or return), ns since the Unix epoch. */
+    /** From the attempt to the handshake's end (TCP) or the system call's return. */
+    std::uint64_t duration_ns = 0;
+    std::uint32_t pid = 0;          /**< The connecting process (initial PID namespace). */
+    std::uint32_t tid = 0;          /**< The connecting thread. */
+    ConnectVia via = ConnectVia::unknown; /**< As SecuritySocketConnect::via. */
+    /**
+     * The system call's return: 0, the bytes a Fast Open send queued, or a
+     * negative errno (-EINPROGRESS for a non-blocking connect); nothing when
+     * no system call of ours returned (io_uring).
+     */
+    std::optional<std::int32_t> result;
+    LsmVerdict lsm = LsmVerdict::unknown; /**< The LSMs' verdict. */
+    std::int32_t lsm_error = 0;     /**< When denied: the errno the LSM gave (EACCES, EPERM). */
+    TcpResult tcp = TcpResult::none; /**< How the TCP handshake ended. */
+    /** The socket's error when the handshake ended: ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH...; 0 for none. */
+    std::int32_t tcp_error = 0;
+    /**
+     * The address and port the kernel bound the socket to: at the end of the
+     * handshake (TCP, refused and timed out ones included: the port the SYN
+     * left from), or after a connect that succeeded (UDP). Empty for UNIX
+     * sockets and for connects that failed before the kernel chose one.
+     */
+    std::optional<InetEndpoint> local;
+    /** The socket's cookie (getsockopt SO_COOKIE, ss -e, BPF); 0 when the kernel gave it none yet. */
+    std::uint64_t socket_cookie = 0;
+};
+
+/**
+ * One word for an outcome, as JSON's "outcome" gives it: "established",
+ * "refused", "timed_out", "unreachable", "closed" (TCP); "denied" (an LSM
+ * refused); "connected" (a UDP or UNIX connect that succeeded); "failed"
+ * (another error); "unknown" (no result known).
+ */
+CONNSCOPE_API std::string outcome_name(const ConnectOutcome &outcome);
 
 } // namespace connscope

@@ -39,6 +39,12 @@ CONNSCOPE_API std::string to_json(const SecuritySocketConnect &event);
 /** One line of JSON, "event":"net_tcp_connect", without a newline. */
 CONNSCOPE_API std::string to_json(const NetTcpConnect &event);
 
+/** A ConnectOutcome as the JSON object `connscope-trace --json` prints (the "connect_outcome" record). */
+CONNSCOPE_API std::string to_json(const ConnectOutcome &event);
+
+/** The version of the JSON contract (docs/schema.json), the "schema" field of every record. */
+constexpr int json_schema_version = 1;
+
 /**
  * One line of JSON, "event":"stats": "events" and "lost" and one field per
  * Stats member, plus "backend" when backend is not empty.

@@ -105,12 +105,13 @@ struct HealthEvent {
     /** A sentence: what went missing, since when, and what the Session did about it. */
     std::string message;
     std::uint64_t timestamp_ns = 0; /**< When it was found, ns since the Unix epoch. */
+    std::uint64_t sequence = 0;     /**< As SecuritySocketConnect::sequence. */
 };
 
 /** How a Session is set up. Every field has a usable default. */
 struct Options {
     /**
-     * Backends to try, in order: "auto" (lsm, fentry, kprobe, cgroup,
+     * Backends to try, in order: "auto" (fentry, lsm, kprobe, cgroup,
      * tracepoint), or names from that list. The first that loads and attaches
      * is used.
      */
@@ -128,6 +129,14 @@ struct Options {
     std::function<void(const SecuritySocketConnect &)> on_connect;
     /** Called for every TCP connect over IPv4/IPv6, right after its on_connect. */
     std::function<void(const NetTcpConnect &)> on_tcp_connect;
+    /**
+     * Follow each connect to its outcome (on_outcome), and report the
+     * connect(2)s an LSM refused before the backend's hook. Off saves the
+     * outcome programs' cost (docs/performance.md).
+     */
+    bool outcomes = true;
+    /** Called with what became of each connect, after its on_connect. */
+    std::function<void(const ConnectOutcome &)> on_outcome;
     /** DNS capture and correlation. */
     DnsOptions dns;
     /** Which connects to report; the default reports all but the Session's own. */
@@ -152,6 +161,20 @@ struct Options {
     std::chrono::milliseconds liveness_interval{10000};
     /** Receives health events (also given to on_log as warnings). */
     std::function<void(const HealthEvent &)> on_health;
+    /**
+     * The cgroup v2 directory the cgroup programs (the cgroup backend, the
+     * whole DNS capture) attach to. Empty (the default): the hierarchy's
+     * root (cgroup id 1), found at a cgroup2 mount of this process's, else
+     * through /proc/1/root (the host's, where its PIDs are shared), else, on
+     * a host with no cgroup2 mounted anywhere (cgroup v1 only), through a
+     * private mount of the library's own that appears in no mount table
+     * (needs CAP_SYS_ADMIN). When only a subtree is reachable (a container
+     * with its own cgroup namespace) the Session refuses with
+     * Errc::cgroup_subtree. A path: watch that directory on purpose (a
+     * subtree: only the processes in it and below it). See
+     * BackendInfo::cgroup_scope.
+     */
+    std::string cgroup_root;
 };
 
 /** What probing found for one backend. */
@@ -176,6 +199,19 @@ struct BackendInfo {
      * are attributed, and how many were found.
      */
     std::string dns;
+    /**
+     * The directory the cgroup programs are attached to: a path
+     * ("/sys/fs/cgroup/unified", "/proc/1/root/sys/fs/cgroup"), "(private
+     * mount)", or empty when none is.
+     */
+    std::string cgroup_root;
+    /**
+     * What the cgroup programs watch and how the directory was found, one
+     * sentence: "the cgroup v2 root (cgroup id 1) at /sys/fs/cgroup: every
+     * process", "the subtree at ... (cgroup id N), as asked: only the
+     * processes in it and below it", or "none: <why>".
+     */
+    std::string cgroup_scope;
 };
 
 /**
@@ -184,7 +220,7 @@ struct BackendInfo {
  * Ring records: every record a hook produced is delivered (events,
  * tcp_events' connect, DNS records) or lost, so for connect records
  * `produced = events + lost_ring_connect (+ their decode errors)` holds
- * exactly, and `lost = lost_ring_connect + lost_ring_dns + decode_errors`.
+ * exactly, and `lost = lost_ring_connect + lost_ring_dns + lost_ring_outcome + decode_errors`.
  * The other counters are not losses of records: DNS records that arrived but
  * whose message was not used, bytes, cache names and callbacks.
  */
@@ -192,10 +228,11 @@ struct Stats {
     std::uint64_t events = 0;        /**< SecuritySocketConnect events delivered. */
     std::uint64_t tcp_events = 0;    /**< NetTcpConnect events delivered. */
     std::uint64_t dns_messages = 0;  /**< DNS answers parsed and given to the correlator. */
-    /** Ring records lost: lost_ring_connect + lost_ring_dns + decode_errors. */
+    /** Ring records lost: lost_ring_connect + lost_ring_dns + lost_ring_outcome + decode_errors. */
     std::uint64_t lost = 0;
     std::uint64_t lost_ring_connect = 0; /**< Connect records dropped in the kernel: the ring was full. */
-    std::uint64_t lost_ring_dns = 0;     /**< DNS records dropped in the kernel: the ring was full. */
+    /** DNS records dropped in the kernel: the ring was full, or past its DNS limit (dns_dropped_reserve). */
+    std::uint64_t lost_ring_dns = 0;
     std::uint64_t decode_errors = 0;     /**< Ring records delivered that the decoder could not read. */
     std::uint64_t dns_truncated = 0;     /**< DNS records whose payload was longer than payload_max (not parsed). */
     std::uint64_t dns_malformed = 0;     /**< DNS messages the parser rejected. */
@@ -212,6 +249,33 @@ struct Stats {
      * Connects in that time may be missing without being counted in lost.
      */
     std::uint64_t unwatched_ns = 0;
+    std::uint64_t outcomes = 0;          /**< ConnectOutcome events delivered. */
+    /**
+     * Outcomes dropped in the kernel: the ring was full, or more TCP
+     * handshakes were under way at once than the kernel's table holds (16384).
+     */
+    std::uint64_t lost_ring_outcome = 0;
+    /**
+     * Of lost_ring_dns, the DNS records dropped because the ring was more than
+     * half full: the other half is kept for connect records, so a DNS flood
+     * loses its own records first, never theirs.
+     */
+    std::uint64_t dns_dropped_reserve = 0;
+    /** Names a budget group over its share evicted from itself (DnsCorrelatorStats::evicted_budget). */
+    std::uint64_t dns_evicted_budget = 0;
+    /** Names evicted because the cache or its non-host pool was full (DnsCorrelatorStats::evicted_global). */
+    std::uint64_t dns_evicted_global = 0;
+    /** Names removed because they expired; not part of dns_names_evicted. */
+    std::uint64_t dns_expired = 0;
+    std::uint64_t dns_cache_entries = 0; /**< Names the correlator holds now. */
+    /** Bytes charged for the names held now (DnsCorrelatorStats::bytes); at most dns_cache_bytes_max. */
+    std::uint64_t dns_cache_bytes = 0;
+    /** The default correlator's memory bound (DnsCacheOptions::max_bytes); 0 with a correlator of your own. */
+    std::uint64_t dns_cache_bytes_max = 0;
+    /** Memory the correlator has allocated now, slack of its tables included (DnsCorrelatorStats::bytes_allocated). */
+    std::uint64_t dns_cache_bytes_allocated = 0;
+    /** Budget groups holding names now, the host's included (DnsCorrelatorStats::budget_groups). */
+    std::uint64_t dns_cache_budget_groups = 0;
 };
 
 /**
@@ -238,7 +302,10 @@ public:
      * @throws Error EINVAL for a bad option (the message names the valid values);
      *   EPERM when privileges are missing; Errc::backend_unavailable when no
      *   requested backend works (the message gives each one's reason);
-     *   Errc::no_cgroup2, Errc::no_btf; Errc::hook_not_firing when the
+     *   Errc::no_cgroup2, Errc::no_btf; Errc::cgroup_subtree when only a
+     *   subtree of the cgroup v2 hierarchy is reachable and
+     *   Options::cgroup_root does not ask for one (the message says how to
+     *   reach the root); Errc::hook_not_firing when the
      *   programs attached but the Session's own canary connect did not come
      *   back within Options::startup_timeout.
      */

@@ -93,11 +93,13 @@ struct EventScratch {
     std::string text;
     std::vector<const char *> results;
     std::string json;
+    std::string lsm_name, tcp_name, outcome_name;
 };
 
 // Translations of the C++ events; out points into ev and scratch.
 void to_c_event(const SecuritySocketConnect &ev, EventScratch &scratch, connscope_connect_event &out);
 void to_c_event(const NetTcpConnect &ev, EventScratch &scratch, connscope_tcp_connect_event &out);
+void to_c_event(const ConnectOutcome &ev, EventScratch &scratch, connscope_outcome_event &out);
 
 // The C event a callback on this thread is running with, and the C++ event
 // it came from, so connscope_*_event_json() can format the original.
@@ -105,6 +107,7 @@ struct Delivering {
     const void *c_event = nullptr;
     const SecuritySocketConnect *connect = nullptr;
     const NetTcpConnect *tcp = nullptr;
+    const ConnectOutcome *outcome = nullptr;
 };
 extern thread_local Delivering delivering;
 

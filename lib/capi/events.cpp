@@ -18,6 +18,14 @@ static_assert(CONNSCOPE_VIA_UNKNOWN == static_cast<int>(ConnectVia::unknown) &&
                   CONNSCOPE_VIA_FASTOPEN == static_cast<int>(ConnectVia::fastopen) &&
                   CONNSCOPE_VIA_IO_URING == static_cast<int>(ConnectVia::io_uring),
               "the C constants name the C++ values");
+static_assert(CONNSCOPE_LSM_DENIED == static_cast<int>(LsmVerdict::denied) &&
+                  CONNSCOPE_LSM_ALLOWED == static_cast<int>(LsmVerdict::allowed) &&
+                  CONNSCOPE_TCP_ESTABLISHED == static_cast<int>(TcpResult::established) &&
+                  CONNSCOPE_TCP_REFUSED == static_cast<int>(TcpResult::refused) &&
+                  CONNSCOPE_TCP_TIMED_OUT == static_cast<int>(TcpResult::timed_out) &&
+                  CONNSCOPE_TCP_UNREACHABLE == static_cast<int>(TcpResult::unreachable) &&
+                  CONNSCOPE_TCP_CLOSED == static_cast<int>(TcpResult::closed),
+              "the C outcome constants name the C++ values");
 
 namespace {
 
@@ -115,6 +123,9 @@ void to_c_event(const SecuritySocketConnect &ev, EventScratch &scratch, connscop
     out.via = static_cast<int32_t>(ev.via);
     scratch.via_name = connect_via_name(ev.via);
     out.via_name = scratch.via_name.c_str();
+    out.connect_id = ev.connect_id;
+    out.sequence = ev.sequence;
+    out.late = ev.late ? 1 : 0;
 }
 
 void to_c_event(const NetTcpConnect &ev, EventScratch &scratch, connscope_tcp_connect_event &out)
@@ -135,6 +146,41 @@ void to_c_event(const NetTcpConnect &ev, EventScratch &scratch, connscope_tcp_co
     out.via = static_cast<int32_t>(ev.via);
     scratch.via_name = connect_via_name(ev.via);
     out.via_name = scratch.via_name.c_str();
+    out.connect_id = ev.connect_id;
+    out.sequence = ev.sequence;
+}
+
+void to_c_event(const ConnectOutcome &ev, EventScratch &scratch, connscope_outcome_event &out)
+{
+    out = connscope_outcome_event{};
+    out.size = sizeof(out);
+    out.pid = ev.pid;
+    out.tid = ev.tid;
+    out.connect_id = ev.connect_id;
+    out.sequence = ev.sequence;
+    out.timestamp_ns = ev.timestamp_ns;
+    out.duration_ns = ev.duration_ns;
+    out.via = static_cast<int32_t>(ev.via);
+    scratch.via_name = connect_via_name(ev.via);
+    out.via_name = scratch.via_name.c_str();
+    out.result_known = ev.result ? 1 : 0;
+    out.result = ev.result.value_or(0);
+    out.lsm = static_cast<int32_t>(ev.lsm);
+    out.lsm_error = ev.lsm_error;
+    scratch.lsm_name = lsm_verdict_name(ev.lsm);
+    out.lsm_name = scratch.lsm_name.c_str();
+    out.tcp = static_cast<int32_t>(ev.tcp);
+    out.tcp_error = ev.tcp_error;
+    scratch.tcp_name = tcp_result_name(ev.tcp);
+    out.tcp_name = scratch.tcp_name.c_str();
+    scratch.outcome_name = outcome_name(ev);
+    out.outcome_name = scratch.outcome_name.c_str();
+    out.local_addr = nullptr;
+    if (ev.local) {
+        to_c_address(*ev.local, scratch, scratch.address);
+        out.local_addr = &scratch.address;
+    }
+    out.socket_cookie = ev.socket_cookie;
 }
 
 thread_local Delivering delivering;
@@ -155,31 +201,44 @@ int copy_out(const std::string &text, char *buf, std::size_t len)
 
 } // namespace connscope::capi
 
+namespace {
+
+// A callback's event as JSON: ev must be the C event of the callback running
+// on this thread, and original the C++ event it was made from.
+template <typename Event>
+int event_json(const void *ev, const Event *original, const char *function, const char *callback, char *buf,
+               std::size_t len)
+{
+    return connscope::capi::guard([&] {
+        if (!ev || ev != connscope::capi::delivering.c_event || !original)
+            throw connscope::Error(EINVAL, std::string(function) +
+                                               ": ev is not the event of a callback running on this thread; call it "
+                                               "from the " +
+                                               callback + " callback with the event it received");
+        return connscope::capi::copy_out(connscope::to_json(*original), buf, len);
+    });
+}
+
+} // namespace
+
 extern "C" {
 
 CONNSCOPE_API int connscope_connect_event_json(const connscope_connect_event *ev, char *buf, std::size_t len) noexcept
 {
-    using namespace connscope;
-    using namespace connscope::capi;
-    return guard([&] {
-        if (!ev || ev != delivering.c_event || !delivering.connect)
-            throw Error(EINVAL, "connscope_connect_event_json: ev is not the event of a callback running on this "
-                                "thread; call it from the on_connect callback with the event it received");
-        return copy_out(to_json(*delivering.connect), buf, len);
-    });
+    return event_json(ev, connscope::capi::delivering.connect, "connscope_connect_event_json", "on_connect", buf, len);
 }
 
 CONNSCOPE_API int connscope_tcp_connect_event_json(const connscope_tcp_connect_event *ev, char *buf,
                                                    std::size_t len) noexcept
 {
-    using namespace connscope;
-    using namespace connscope::capi;
-    return guard([&] {
-        if (!ev || ev != delivering.c_event || !delivering.tcp)
-            throw Error(EINVAL, "connscope_tcp_connect_event_json: ev is not the event of a callback running on "
-                                "this thread; call it from the on_tcp_connect callback with the event it received");
-        return copy_out(to_json(*delivering.tcp), buf, len);
-    });
+    return event_json(ev, connscope::capi::delivering.tcp, "connscope_tcp_connect_event_json", "on_tcp_connect", buf,
+                      len);
+}
+
+CONNSCOPE_API int connscope_outcome_event_json(const connscope_outcome_event *ev, char *buf, std::size_t len) noexcept
+{
+    return event_json(ev, connscope::capi::delivering.outcome, "connscope_outcome_event_json", "on_outcome", buf,
+                      len);
 }
 
 } // extern "C"

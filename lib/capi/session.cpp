@@ -138,6 +138,17 @@ Options to_options(const connscope_opts *o)
             fn(static_cast<int>(level), message.c_str(), ctx);
         };
     }
+    if (CONNSCOPE_HAS(o, connscope_opts, outcomes_mode)) {
+        switch (o->outcomes_mode) {
+        case CONNSCOPE_OUTCOMES_DEFAULT: break;
+        case CONNSCOPE_OUTCOMES_ON: opts.outcomes = true; break;
+        case CONNSCOPE_OUTCOMES_OFF: opts.outcomes = false; break;
+        default:
+            throw Error(EINVAL, "connscope_opts.outcomes_mode is " + std::to_string(o->outcomes_mode) +
+                                    "; use CONNSCOPE_OUTCOMES_DEFAULT (0), CONNSCOPE_OUTCOMES_ON (1) or "
+                                    "CONNSCOPE_OUTCOMES_OFF (2)");
+        }
+    }
     if (CONNSCOPE_HAS(o, connscope_opts, startup_timeout_ms) && o->startup_timeout_ms)
         opts.startup_timeout = std::chrono::milliseconds(o->startup_timeout_ms);
     if (CONNSCOPE_HAS(o, connscope_opts, liveness_interval_ms) && o->liveness_interval_ms)
@@ -154,9 +165,12 @@ Options to_options(const connscope_opts *o)
             out.what = e.what.c_str();
             out.message = e.message.c_str();
             out.timestamp_ns = e.timestamp_ns;
+            out.sequence = e.sequence;
             fn(&out, ctx);
         };
     }
+    if (CONNSCOPE_HAS(o, connscope_opts, cgroup_root) && o->cgroup_root)
+        opts.cgroup_root = o->cgroup_root;
     return opts;
 }
 
@@ -172,6 +186,8 @@ void copy_callbacks(const connscope_callbacks *cb, connscope_callbacks &out)
         out.on_connect = cb->on_connect;
     if (CONNSCOPE_HAS(cb, connscope_callbacks, on_tcp_connect))
         out.on_tcp_connect = cb->on_tcp_connect;
+    if (CONNSCOPE_HAS(cb, connscope_callbacks, on_outcome))
+        out.on_outcome = cb->on_outcome;
 }
 
 // A callback's negative return ends the poll with that value.
@@ -230,6 +246,19 @@ CONNSCOPE_API int connscope_session_new(const connscope_opts *opts, const connsc
                 const Delivering outer = delivering;
                 delivering = {&c, nullptr, &ev};
                 const int rc = self->callbacks.on_tcp_connect(&c, self->callbacks.ctx);
+                delivering = outer;
+                after_callback(*self, rc);
+            };
+        }
+        if (self->callbacks.on_outcome) {
+            options.on_outcome = [self](const ConnectOutcome &ev) {
+                if (self->stopped)
+                    return;
+                connscope_outcome_event c;
+                to_c_event(ev, self->scratch, c);
+                const Delivering outer = delivering;
+                delivering = {&c, nullptr, nullptr, &ev};
+                const int rc = self->callbacks.on_outcome(&c, self->callbacks.ctx);
                 delivering = outer;
                 after_callback(*self, rc);
             };
@@ -312,6 +341,17 @@ CONNSCOPE_API int connscope_session_stats(const connscope_session *s, connscope_
         CONNSCOPE_SET(links_detached)
         CONNSCOPE_SET(reattachments)
         CONNSCOPE_SET(unwatched_ns)
+        CONNSCOPE_SET(outcomes)
+        CONNSCOPE_SET(lost_ring_outcome)
+        CONNSCOPE_SET(dns_dropped_reserve)
+        CONNSCOPE_SET(dns_evicted_budget)
+        CONNSCOPE_SET(dns_evicted_global)
+        CONNSCOPE_SET(dns_expired)
+        CONNSCOPE_SET(dns_cache_entries)
+        CONNSCOPE_SET(dns_cache_bytes)
+        CONNSCOPE_SET(dns_cache_bytes_max)
+        CONNSCOPE_SET(dns_cache_bytes_allocated)
+        CONNSCOPE_SET(dns_cache_budget_groups)
 #undef CONNSCOPE_SET
         return 0;
     });
@@ -345,6 +385,10 @@ CONNSCOPE_API int connscope_session_backend(const connscope_session *s, connscop
             out->gap_count = s->gaps.size() - 1;
         if (CONNSCOPE_HAS(out, connscope_backend_info, tried_count))
             out->tried_count = info.tried.size();
+        if (CONNSCOPE_HAS(out, connscope_backend_info, cgroup_root))
+            out->cgroup_root = info.cgroup_root.c_str();
+        if (CONNSCOPE_HAS(out, connscope_backend_info, cgroup_scope))
+            out->cgroup_scope = info.cgroup_scope.c_str();
         return 0;
     });
 }

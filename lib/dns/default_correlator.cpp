@@ -161,6 +161,7 @@ public:
         pool_bytes_ = max_bytes_ - percent(max_bytes_, reserve);
         share_entries_ = percent(max_entries_, options.budget_share_percent);
         share_bytes_ = percent(max_bytes_, options.budget_share_percent);
+        slab_max_ = std::max<std::size_t>(1, std::min(max_entries_, max_bytes_ / entry_charge(0)));
         budgets_.emplace_back(); // the host's
     }
 
@@ -219,6 +220,16 @@ private:
     const std::uint64_t seed_;
     std::size_t pool_entries_ = 0, pool_bytes_ = 0;   // what all but the host may hold
     std::size_t share_entries_ = 0, share_bytes_ = 0; // one budget's share when the pool is full
+    // The most entries (so groups and names) the bounds let live at once: the
+    // slabs never grow past it, so their doubling cannot overshoot max_bytes.
+    std::size_t slab_max_ = 0;
+    template <class T>
+    void make_slot(std::vector<T> &slab) const
+    {
+        if (slab.size() == slab.capacity())
+            slab.reserve(std::max(slab.size() + 1, std::min(std::max<std::size_t>(64, slab.capacity() * 2), slab_max_)));
+        slab.emplace_back();
+    }
 
     std::vector<Name> names_;
     std::vector<Group> groups_;
@@ -512,7 +523,7 @@ void DefaultCorrelator::upsert(std::uint64_t netns, const IpAddress &key, std::u
             free_group_ = groups_[g].head;
         } else {
             g = static_cast<std::uint32_t>(groups_.size());
-            groups_.emplace_back();
+            make_slot(groups_);
         }
         groups_[g].netns = netns;
         groups_[g].ip = key;
@@ -526,7 +537,7 @@ void DefaultCorrelator::upsert(std::uint64_t netns, const IpAddress &key, std::u
             free_name_ = names_[n].refs;
         } else {
             n = static_cast<std::uint32_t>(names_.size());
-            names_.emplace_back();
+            make_slot(names_);
         }
         name_heap_bytes_ += names_[n].assign(name);
         names_[n].hash = nhash;
@@ -539,7 +550,7 @@ void DefaultCorrelator::upsert(std::uint64_t netns, const IpAddress &key, std::u
         free_entry_ = entries_[e].pnext;
     } else {
         e = static_cast<std::uint32_t>(entries_.size());
-        entries_.emplace_back();
+        make_slot(entries_);
     }
     Entry &x = entries_[e];
     x.expiry_ns = expiry_ns;

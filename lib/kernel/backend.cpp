@@ -266,6 +266,11 @@ connscope_connect_bpf *open_with(const std::vector<const ProgramSpec *> &program
     bpf_map__set_max_entries(skel->maps.events_rb, static_cast<__u32>(settings.ring_size));
     skel->rodata->wakeup_watermark = settings.wakeup_watermark;
     skel->rodata->thread_size = host::kernel_thread_size();
+    skel->rodata->track_outcomes = settings.outcomes;
+    skel->rodata->late_records = settings.outcomes && settings.late_records;
+    // bpf_get_socket_cookie takes a socket in tracing programs from 5.12.
+    static const bool cookie_in_tracing = host::kernel_btf_has_name("bpf_get_socket_ptr_cookie");
+    skel->rodata->cookie_in_tracing = cookie_in_tracing;
     return skel;
 }
 
@@ -343,14 +348,6 @@ struct Skel {
     ~Skel() { connscope_connect_bpf__destroy(p); }
 };
 
-struct CgroupFd {
-    int fd = -1;
-    ~CgroupFd()
-    {
-        if (fd >= 0)
-            ::close(fd);
-    }
-};
 
 // The kernel refuses a second program on a cgroup hook (EPERM) when the ones
 // there were attached without BPF_F_ALLOW_MULTI; the query says whether so.
@@ -392,11 +389,14 @@ connscope_connect_bpf *load(const BackendDescription &backend, std::vector<const
             emit_log(*refused, logs.log_of(refused));
             refusal.kernel_says = verifier_reason(logs.log_of(refused));
         }
-        // The optional programs to drop: the one refused, or all when the
-        // kernel did not say which (libbpf stops at the first refusal).
+        // The optional program to drop: the one refused or, when the kernel
+        // did not say which (a refusal before verification), the first
+        // optional one, since libbpf loads in order and stops at the first
+        // refusal; the loop comes back for the next if that was not it.
         std::vector<const ProgramSpec *> keep, dropped;
         for (const auto *p : programs)
-            ((!p->gaps_without.empty() && (!refused || refused == p)) ? dropped : keep).push_back(p);
+            ((!p->gaps_without.empty() && dropped.empty() && (!refused || refused == p)) ? dropped : keep)
+                .push_back(p);
         if (dropped.empty() || (refused && refused->gaps_without.empty())) {
             const auto hooks = refused ? std::vector<const ProgramSpec *>{refused} : programs;
             std::string remedy = refused ? verifier_remedy(refusal.kernel_says, *refused) : std::string();
@@ -426,49 +426,63 @@ AttachedBackend attach_backend(const BackendDescription &backend, const LoadSett
     for (const auto &p : variant.programs)
         if (!p.usable || p.usable())
             programs.push_back(&p);
-
-    CgroupFd cgroup;
-    if (uses_cgroup(programs)) {
-        if (!settings.cgroup2_path)
-            fail("finding the cgroup v2 root", {Refusal::Step::open_cgroup, ENOENT, {}},
-                 "no cgroup v2 hierarchy is mounted: mount one (mount -t cgroup2 none /sys/fs/cgroup/unified)");
-        cgroup.fd = ::open(settings.cgroup2_path->c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (cgroup.fd < 0) {
-            Refusal refusal{Refusal::Step::open_cgroup, errno, {}};
-            fail("opening the cgroup v2 root " + *settings.cgroup2_path, refusal, backend.remedy(refusal));
-        }
+    const std::vector<const ProgramSpec *> own = programs;
+    LoadSettings with_outcomes = settings;
+    if (settings.outcomes) {
+        for (const auto *p : outcome_programs(backend))
+            programs.push_back(p);
+        with_outcomes.late_records = hook_after_lsms(backend);
     }
 
+    const bool on_cgroup = uses_cgroup(programs);
+    if (on_cgroup && !settings.cgroup)
+        fail("finding the cgroup v2 root", {Refusal::Step::open_cgroup, ENOENT, {}}, settings.cgroup_missing);
+
     std::vector<std::string> gaps;
-    Skel skel{load(backend, programs, settings, gaps)};
+    Skel skel{load(backend, programs, with_outcomes, gaps)};
     if (settings.before_attach)
         settings.before_attach(skel.p);
 
     AttachedBackend out;
+    std::vector<const ProgramSpec *> unattached;
     for (const auto *spec : programs) {
         bpf_program *prog = program(skel.p, *spec);
-        bpf_link *link = spec->attach == AttachKind::cgroup ? bpf_program__attach_cgroup(prog, cgroup.fd)
+        bpf_link *link = spec->attach == AttachKind::cgroup ? bpf_program__attach_cgroup(prog, settings.cgroup->fd)
                                                             : bpf_program__attach(prog);
+        if (!link && !spec->gaps_without.empty()) {
+            // Optional: the backend runs without it, and says what it misses.
+            const std::string why = errno_text(errno);
+            for (const char *gap : spec->gaps_without)
+                gaps.push_back(std::string(gap) + " (" + spec->hook + " did not attach: " + why + ")");
+            unattached.push_back(spec);
+            continue;
+        }
         if (!link) {
             Refusal refusal{Refusal::Step::attach, errno, {}};
             std::string remedy;
             if (spec->attach == AttachKind::cgroup && refusal.err == EPERM)
-                remedy = cgroup_attach_remedy(cgroup.fd, prog, *settings.cgroup2_path);
+                remedy = cgroup_attach_remedy(settings.cgroup->fd, prog, settings.cgroup->name());
             if (remedy.empty())
                 remedy = backend.remedy(refusal);
             fail(std::string("attaching ") + spec->hook, refusal, remedy);
         }
         // out owns it from here, also when a later one fails
         out.links.emplace_back(link, prog, spec->hook,
-                               spec->attach == AttachKind::cgroup ? settings.cgroup2_path : std::nullopt);
+                               spec->attach == AttachKind::cgroup ? settings.cgroup : nullptr);
     }
     out.skel = skel.p;
     skel.p = nullptr;
-    out.detail = join_hooks(programs);
-    if (cgroup.fd >= 0)
-        out.detail += " on " + *settings.cgroup2_path;
+    std::vector<const ProgramSpec *> hooks, outcome_hooks;
+    for (const auto *p : programs)
+        if (std::find(unattached.begin(), unattached.end(), p) == unattached.end())
+            (std::find(own.begin(), own.end(), p) != own.end() ? hooks : outcome_hooks).push_back(p);
+    out.detail = join_hooks(hooks);
+    if (on_cgroup)
+        out.detail += " on " + settings.cgroup->name();
     if (variant.note)
         out.detail += std::string(" (") + variant.note + ")";
+    if (!outcome_hooks.empty())
+        out.detail += "; outcomes from " + join_hooks(outcome_hooks);
     out.gaps = std::move(gaps);
     for (const char *gap : backend.gaps)
         out.gaps.emplace_back(gap);

@@ -7,11 +7,13 @@
 // variant is one entry plus its .bpf.c.
 #pragma once
 
+#include "cgroup_root.hpp"
 #include "links.hpp"
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -26,7 +28,11 @@ namespace connscope::detail {
 struct LoadSettings {
     std::size_t ring_size = 0;
     std::uint64_t wakeup_watermark = 0;
-    std::optional<std::string> cgroup2_path; // the cgroup v2 root, when mounted
+    // Where cgroup programs attach (cgroup_root.hpp); null: nowhere, and why.
+    std::shared_ptr<const CgroupScope> cgroup;
+    std::string cgroup_missing;
+    bool outcomes = true; // follow each connect to its outcome (outcome.bpf.c)
+    bool late_records = false; // set by attach_backend: hook_after_lsms()
     // Runs after load and before attach (the filters), so no event escapes it.
     std::function<void(connscope_connect_bpf *)> before_attach;
 };
@@ -83,6 +89,17 @@ struct BackendDescription {
 
 // Every backend, in auto's preference order.
 const std::vector<BackendDescription> &backend_table();
+
+// The programs that follow each connect of this backend to its outcome
+// (bpf/outcome.bpf.c), all optional: loaded with it when outcomes are on.
+std::vector<const ProgramSpec *> outcome_programs(const BackendDescription &backend);
+
+// Every program outcome_programs() can choose from.
+const std::vector<ProgramSpec> &outcome_program_table();
+
+// Whether the backend's hook runs only after every LSM allowed the connect,
+// so that the outcome programs report the refused ones (late records).
+bool hook_after_lsms(const BackendDescription &backend);
 
 // The table's entry of that name, or nullptr.
 const BackendDescription *find_backend(const std::string &name);

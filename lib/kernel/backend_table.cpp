@@ -29,6 +29,23 @@ std::string config_off(const char *option)
     return value && value->empty() ? std::string("; ") + option + " is not set" : std::string();
 }
 
+// Why a kernel has no BPF trampolines on its functions: without ftrace's
+// direct calls, a trampoline cannot take over an ftrace-managed function entry.
+std::string trampoline_limit()
+{
+#if defined(__aarch64__)
+    // arm64's JIT makes trampolines from 6.0, but the direct calls came in 6.4;
+    // said even where the kernel's config cannot be read.
+    auto value = host::kernel_config("CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS");
+    if (value && !value->empty())
+        return {};
+    return " (arm64 kernels make them only with CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS, from Linux 6.4; this is " +
+           host::kernel_release() + (value ? ", where it is not set)" : ")");
+#else
+    return config_off("CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS");
+#endif
+}
+
 // lsm and fentry are both BPF trampolines on a kernel function. What is left
 // to explain after the verifier's own words and the capabilities.
 std::string trampoline_remedy(const Refusal &r, const char *others)
@@ -39,8 +56,7 @@ std::string trampoline_remedy(const Refusal &r, const char *others)
     if (!r.kernel_says.empty())
         return std::string("use backend ") + others;
     if (r.err == kernel_enotsupp || r.err == EOPNOTSUPP || r.err == ENOTSUP)
-        return "this kernel cannot make BPF trampolines" + config_off("CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS") +
-               "; use backend " + others;
+        return "this kernel cannot make BPF trampolines" + trampoline_limit() + "; use backend " + others;
     if (r.err == EPERM || r.err == EACCES)
         return "the kernel refused before verifying the program although this process has CAP_BPF and "
                "CAP_PERFMON, which points to a security policy against BPF trampoline programs (an LSM such as "
@@ -128,6 +144,56 @@ bool cgroup_has_kfunc_cast_to_kern_ctx()
 
 } // namespace
 
+const std::vector<ProgramSpec> &outcome_program_table()
+{
+    static const char *const result_gap =
+        "connect outcomes: the system call's result, and connect(2)s an LSM refused before the hook";
+    static const char *const verdict_gap = "the LSM verdict of a connect";
+    // In this order: the state change, the exits with tracefs, the exit
+    // without it, then one verdict program per backend that has one.
+    static const std::vector<ProgramSpec> table{
+        {"handle_inet_sock_set_state", "tp_btf/inet_sock_set_state", AttachKind::tracing, -1,
+         {"TCP outcomes: the end of the handshake, the local endpoint"}},
+        {"handle_sys_exit_connect", "tracepoint/syscalls/sys_exit_connect", AttachKind::tracing, -1, {result_gap}},
+        {"handle_sys_exit_sendto", "tracepoint/syscalls/sys_exit_sendto", AttachKind::tracing, -1,
+         {"Fast Open outcomes of sendto"}},
+        {"handle_sys_exit_sendmsg", "tracepoint/syscalls/sys_exit_sendmsg", AttachKind::tracing, -1,
+         {"Fast Open outcomes of sendmsg"}},
+        {"handle_sys_exit_sendmmsg", "tracepoint/syscalls/sys_exit_sendmmsg", AttachKind::tracing, -1,
+         {"Fast Open outcomes of sendmmsg"}},
+        // Without tracefs: one program on every system call's exit.
+        {"handle_tp_btf_sys_exit", "tp_btf/sys_exit", AttachKind::tracing, -1, {result_gap}},
+        {"handle_fexit_security_socket_connect", "fexit/security_socket_connect", AttachKind::tracing, -1,
+         {verdict_gap}},
+        {"handle_kretprobe_security_socket_connect", "kretprobe/security_socket_connect", AttachKind::tracing, -1,
+         {verdict_gap}},
+    };
+    return table;
+}
+
+std::vector<const ProgramSpec *> outcome_programs(const BackendDescription &backend)
+{
+    const auto &t = outcome_program_table();
+    std::vector<const ProgramSpec *> out{&t[0]};
+    if (tracefs_mounted())
+        for (std::size_t i = 1; i <= 4; ++i)
+            out.push_back(&t[i]);
+    else
+        out.push_back(&t[5]);
+    const std::string name = backend.name;
+    if (name == "fentry")
+        out.push_back(&t[6]);
+    else if (name == "kprobe")
+        out.push_back(&t[7]);
+    return out;
+}
+
+bool hook_after_lsms(const BackendDescription &backend)
+{
+    const std::string name = backend.name;
+    return name == "cgroup" || name == "lsm";
+}
+
 const std::vector<BackendDescription> &backend_table()
 {
     // Optional: where the kernel refuses it, the cgroup backend runs without it.
@@ -148,16 +214,6 @@ const std::vector<BackendDescription> &backend_table()
     static const ProgramSpec io_uring_submit_sqe{"handle_io_uring_submit_sqe", "tp_btf/io_uring_submit_sqe",
                                                  AttachKind::tracing, -1, {io_uring_gap}, lacks_io_uring_submit_req};
     static const std::vector<BackendDescription> table{
-        {"lsm",
-         "the kernel's copy, after the LSMs before `bpf` in `lsm=` allowed the connect (Fast Open: the send)",
-         "`bpf` in the `lsm=` boot parameter (CONFIG_BPF_LSM), BPF trampolines",
-         {{nullptr,
-           nullptr,
-           {{"handle_lsm_socket_connect", "lsm/socket_connect"}, {"handle_lsm_socket_sendmsg", "lsm/socket_sendmsg"}}}},
-         lsm_remedy,
-         check_bpf_lsm_active,
-         {"connects and Fast Open sends another LSM refused first (the kernel stops at the first refusal, and bpf "
-          "is last in lsm=)"}},
         {"fentry",
          "the kernel's copy, before any LSM decides (Fast Open: the send's `msg_name`)",
          "BPF trampolines",
@@ -166,6 +222,17 @@ const std::vector<BackendDescription> &backend_table()
            {{"handle_fentry_security_socket_connect", "fentry/security_socket_connect"},
             {"handle_fentry_security_socket_sendmsg", "fentry/security_socket_sendmsg"}}}},
          fentry_remedy},
+        {"lsm",
+         "the kernel's copy, after the LSMs before `bpf` in `lsm=` allowed the connect (Fast Open: the send)",
+         "`bpf` in the `lsm=` boot parameter (CONFIG_BPF_LSM), BPF trampolines",
+         {{nullptr,
+           nullptr,
+           {{"handle_lsm_socket_connect", "lsm/socket_connect"}, {"handle_lsm_socket_sendmsg", "lsm/socket_sendmsg"}}}},
+         lsm_remedy,
+         check_bpf_lsm_active,
+         {"Fast Open sends and io_uring connects another LSM refused first (the kernel stops at the first refusal, "
+          "and bpf is last in lsm=); a connect(2) refused so is reported when the system call returns, from the "
+          "caller's copy of the address (toctou)"}},
         {"kprobe",
          "the kernel's copy, before any LSM decides (Fast Open: the send's `msg_name`)",
          "CONFIG_KPROBES",
@@ -196,7 +263,8 @@ const std::vector<BackendDescription> &backend_table()
             cgroup_connect_unix}}},
          cgroup_remedy,
          nullptr,
-         {"connects refused by an LSM before the cgroup hook runs"}},
+         {"Fast Open sends and io_uring connects refused by an LSM before the cgroup hook runs; a connect(2) refused "
+          "so is reported when the system call returns, from the caller's copy of the address (toctou)"}},
         {"tracepoint",
          "the caller's memory, at the entry of connect, of a send with `MSG_FASTOPEN`, and at io_uring's submission "
          "(`toctou = true`)",
@@ -217,7 +285,8 @@ const std::vector<BackendDescription> &backend_table()
          tracepoint_remedy,
          nullptr,
          {"Fast Open sends submitted through io_uring (IORING_OP_SENDMSG, IORING_OP_SEND with MSG_FASTOPEN)",
-          "32-bit connects and Fast Open sends (ia32 system calls: the syscall tracepoints skip them)",
+          "32-bit connects and Fast Open sends (x86 ia32 and arm64 AArch32 system calls: the syscall tracepoints skip them)",
+          "the LSM verdict of a connect (outcomes carry the system call's result only)",
           "the address is the caller's copy, read before the kernel's (toctou=true)"}},
     };
     return table;

@@ -110,6 +110,8 @@ LoadResult open_and_load(const DnsOptions &options, const LoadSettings &settings
     }
     skel->rodata->wakeup_watermark = settings.wakeup_watermark;
     skel->rodata->dns_payload_max = options.payload_max;
+    // Half the ring is the connect records' alone: a DNS flood cannot crowd them out.
+    skel->rodata->dns_ring_limit = settings.ring_size / 2;
     skel->rodata->dns_port_count = static_cast<__u32>(options.ports.size());
     for (std::size_t i = 0; i < options.ports.size(); ++i)
         skel->rodata->dns_ports[i] = options.ports[i];
@@ -202,9 +204,8 @@ void DnsCapture::off(const std::string &why)
 
 void DnsCapture::start(const DnsOptions &options, const LoadSettings &settings, int ring_map_fd, int lost_map_fd)
 {
-    if (!settings.cgroup2_path)
-        return off("no cgroup v2 hierarchy is mounted, so cgroup_skb/ingress cannot be attached; mount one "
-                   "(mount -t cgroup2 none /sys/fs/cgroup/unified)");
+    if (!settings.cgroup)
+        return off(settings.cgroup_missing + " (so cgroup_skb/ingress cannot be attached)");
 
     // Where the kernel refuses the walk, the capture runs without it. A
     // refusal libbpf meets before the kernel (no iter/tcp target in its BTF
@@ -226,9 +227,7 @@ void DnsCapture::start(const DnsOptions &options, const LoadSettings &settings, 
         return off("loading " + loaded.reason);
     skel_ = loaded.skel;
 
-    int cg = ::open(settings.cgroup2_path->c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (cg < 0)
-        return off("opening " + *settings.cgroup2_path + ": " + errno_text(errno));
+    const int cg = settings.cgroup->fd;
     std::string failed, walked, walk_failed;
     for (const auto &p : dns_programs) {
         bpf_program *prog = find(skel_, p);
@@ -247,9 +246,8 @@ void DnsCapture::start(const DnsOptions &options, const LoadSettings &settings, 
             failed = std::string("attaching ") + p.hook + ": " + errno_text(errno);
             break;
         }
-        links_.emplace_back(link, prog, std::string(p.hook) + " (DNS capture)", settings.cgroup2_path);
+        links_.emplace_back(link, prog, std::string(p.hook) + " (DNS capture)", settings.cgroup);
     }
-    ::close(cg);
     if (!failed.empty())
         return off(failed);
     if (!walked.empty())
@@ -261,7 +259,7 @@ void DnsCapture::start(const DnsOptions &options, const LoadSettings &settings, 
     std::string ports;
     for (auto port : options.ports)
         ports += (ports.empty() ? "" : ",") + std::to_string(port);
-    status_ = "on: cgroup_skb/ingress + cgroup connect/sendmsg marks on " + *settings.cgroup2_path +
+    status_ = "on: cgroup_skb/ingress + cgroup connect/sendmsg marks on " + settings.cgroup->name() +
               ", UDP and TCP from port" + (options.ports.size() > 1 ? "s " : " ") + ports +
               "; sockets open before the start: " + before_start;
 }

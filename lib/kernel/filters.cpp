@@ -4,6 +4,7 @@
 #include <connscope/error.hpp>
 
 #include "connscope_connect.skel.h"
+#include "cgroup_root.hpp"
 #include "error_impl.hpp"
 #include "wire.h"
 
@@ -28,15 +29,24 @@ void check_size(const std::vector<T> &set, const char *what)
                                 " given; at most " + std::to_string(CS_FILTER_SET_MAX) + " fit");
 }
 
-std::uint64_t cgroup_id(const std::string &path, const std::optional<std::string> &root)
+std::uint64_t cgroup_id(const std::string &path, const CgroupScope *root)
 {
     if (!root)
-        throw Error(ENOENT, "filter: cgroup '" + path + "': no cgroup v2 hierarchy is mounted");
-    std::string full = !path.empty() && path[0] == '/' && path.rfind(*root, 0) == 0 ? path : *root + "/" + path;
+        throw Error(ENOENT, "filter: cgroup '" + path + "': no cgroup v2 root is open");
+    // Absolute under the root's path, or else relative to the root (as
+    // /proc/PID/cgroup names it): looked up from the root's fd, which also
+    // works for a private mount that has no path.
+    std::string rel = path;
+    if (!root->path.empty() && path.rfind(root->path, 0) == 0 &&
+        (path.size() == root->path.size() || path[root->path.size()] == '/'))
+        rel = path.substr(root->path.size());
+    rel.erase(0, rel.find_first_not_of('/'));
+    if (rel.empty())
+        rel = ".";
     struct stat st {};
-    if (::stat(full.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-        throw Error(ENOENT, "filter: cgroup '" + path + "': " + full +
-                                " is not a cgroup v2 directory; give a path below " + *root);
+    if (::fstatat(root->fd, rel.c_str(), &st, 0) != 0 || !S_ISDIR(st.st_mode))
+        throw Error(ENOENT, "filter: cgroup '" + path + "': " + rel + " is not a cgroup v2 directory below " +
+                                root->name() + "; give a path below it");
     return st.st_ino; // a cgroup v2 id is its directory's inode number
 }
 
@@ -64,7 +74,7 @@ void replace_set(bpf_map *map, const std::vector<Key> &keys)
 
 } // namespace
 
-void apply_filters(connscope_connect_bpf *skel, const Filters &f, const std::optional<std::string> &cgroup2_path,
+void apply_filters(connscope_connect_bpf *skel, const Filters &f, const CgroupScope *cgroup,
                    std::uint16_t canary_port)
 {
     cs_filter_config cfg{};
@@ -83,7 +93,7 @@ void apply_filters(connscope_connect_bpf *skel, const Filters &f, const std::opt
     }
     std::vector<std::uint64_t> cgroups;
     for (const auto &path : f.cgroups)
-        cgroups.push_back(cgroup_id(path, cgroup2_path));
+        cgroups.push_back(cgroup_id(path, cgroup));
     for (auto family : f.families) {
         if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
             throw Error(EINVAL, "filter: address family " + std::to_string(family) +

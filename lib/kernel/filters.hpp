@@ -12,11 +12,13 @@ struct connscope_connect_bpf;
 
 namespace connscope::detail {
 
+struct CgroupScope;
+
 // Checks every filter first, then replaces the sets and the config, so a bad
 // filter changes nothing. Throws Error (EINVAL, ENOENT, ENOSPC) saying which.
 // Connects of this process to loopback port canary_port (0: none) pass every
 // filter: they are the Session's own proof that the hook fires.
 void apply_filters(connscope_connect_bpf *skel, const Filters &filters,
-                   const std::optional<std::string> &cgroup2_path, std::uint16_t canary_port);
+                   const CgroupScope *cgroup, std::uint16_t canary_port);
 
 } // namespace connscope::detail

@@ -33,9 +33,12 @@ std::string unescape_mount_path(const std::string &s)
     return out;
 }
 
-std::optional<std::string> mount_of_type(const std::string &fstype)
+} // namespace
+
+std::vector<Mount> mounts_of_type(const std::string &fstype, const std::string &mountinfo)
 {
-    std::ifstream in("/proc/self/mountinfo");
+    std::vector<Mount> out;
+    std::ifstream in(mountinfo);
     std::string line;
     while (std::getline(in, line)) {
         // id parent major:minor root mountpoint options [optional...] - fstype source super
@@ -50,14 +53,18 @@ std::optional<std::string> mount_of_type(const std::string &fstype)
         std::istringstream head(line.substr(0, dash));
         std::string id, parent, dev, root, mountpoint;
         head >> id >> parent >> dev >> root >> mountpoint;
-        return unescape_mount_path(mountpoint);
+        out.push_back({unescape_mount_path(root), unescape_mount_path(mountpoint)});
     }
-    return std::nullopt;
+    return out;
 }
 
-} // namespace
-
-std::optional<std::string> cgroup2_mount() { return mount_of_type("cgroup2"); }
+std::optional<std::string> cgroup2_mount()
+{
+    auto mounts = mounts_of_type("cgroup2");
+    if (mounts.empty())
+        return std::nullopt;
+    return mounts.front().mountpoint;
+}
 
 bool kernel_has_btf() { return ::access("/sys/kernel/btf/vmlinux", R_OK) == 0; }
 
@@ -136,9 +143,16 @@ std::uint32_t kernel_thread_size()
         auto btf = read_file("/sys/kernel/btf/vmlinux");
         // A BTF string is NUL-terminated on both sides.
         static const char kasan_fn[] = "\0kasan_report\0";
+        std::uint32_t bytes = base;
         if (btf && btf->find(std::string(kasan_fn, sizeof(kasan_fn) - 1)) != std::string::npos)
-            return 2 * base;
-        return base;
+            bytes = 2 * base;
+#if defined(__aarch64__)
+        // arm64's vmapped stacks are at least a page: 64 KiB with 64 KiB pages.
+        long page = ::sysconf(_SC_PAGESIZE);
+        if (page > 0 && static_cast<std::uint64_t>(page) > bytes)
+            bytes = static_cast<std::uint32_t>(page);
+#endif
+        return bytes;
     }();
     return size;
 }

@@ -5,12 +5,23 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace connscope::host {
 
 // Where the cgroup v2 hierarchy is mounted (hybrid hosts have it at
 // /sys/fs/cgroup/unified), from /proc/self/mountinfo; nothing if none is.
 std::optional<std::string> cgroup2_mount();
+
+// A mount of one filesystem type, from a mountinfo file.
+struct Mount {
+    std::string root;       // the directory of the filesystem it shows ("/" for the whole)
+    std::string mountpoint; // where, in the namespace of the mountinfo's process
+};
+
+// Every mount of fstype in mountinfo (/proc/self/mountinfo, /proc/1/mountinfo),
+// in mount order; empty when none or when the file cannot be read.
+std::vector<Mount> mounts_of_type(const std::string &fstype, const std::string &mountinfo = "/proc/self/mountinfo");
 
 bool kernel_has_btf();
 
@@ -53,7 +64,8 @@ std::optional<std::string> active_lsms();
 
 // THREAD_SIZE of the running kernel, where the syscall's user registers sit
 // below the top of the kernel stack: 16 KiB, doubled by KASAN (x86_64 and
-// arm64 alike). KASAN is seen by its functions in the kernel's BTF.
+// arm64 alike), and on arm64 at least a page (64 KiB pages: 64 KiB). KASAN is
+// seen by its functions in the kernel's BTF.
 std::uint32_t kernel_thread_size();
 
 // Which of CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN the process lacks (CAP_SYS_ADMIN

@@ -2,6 +2,7 @@
 #include "links.hpp"
 
 #include "../error_impl.hpp"
+#include "cgroup_root.hpp"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -14,14 +15,14 @@
 namespace connscope::detail {
 
 OwnedLink::OwnedLink(bpf_link *link, bpf_program *program, std::string hook,
-                     std::optional<std::string> cgroup_path)
-    : link_(link), program_(program), hook_(std::move(hook)), cgroup_path_(std::move(cgroup_path))
+                     std::shared_ptr<const CgroupScope> cgroup)
+    : link_(link), program_(program), hook_(std::move(hook)), cgroup_(std::move(cgroup))
 {
 }
 
 OwnedLink::OwnedLink(OwnedLink &&other) noexcept
     : link_(std::exchange(other.link_, nullptr)), program_(other.program_), hook_(std::move(other.hook_)),
-      cgroup_path_(std::move(other.cgroup_path_))
+      cgroup_(std::move(other.cgroup_))
 {
 }
 
@@ -32,14 +33,14 @@ OwnedLink &OwnedLink::operator=(OwnedLink &&other) noexcept
         link_ = std::exchange(other.link_, nullptr);
         program_ = other.program_;
         hook_ = std::move(other.hook_);
-        cgroup_path_ = std::move(other.cgroup_path_);
+        cgroup_ = std::move(other.cgroup_);
     }
     return *this;
 }
 
 OwnedLink::~OwnedLink() { bpf_link__destroy(link_); }
 
-std::string OwnedLink::name() const { return cgroup_path_ ? hook_ + " on " + *cgroup_path_ : hook_; }
+std::string OwnedLink::name() const { return cgroup_ ? hook_ + " on " + cgroup_->name() : hook_; }
 
 bool OwnedLink::attached() const
 {
@@ -58,13 +59,9 @@ std::string OwnedLink::reattach()
 {
     bpf_link__destroy(link_);
     link_ = nullptr;
-    if (cgroup_path_) {
-        const int fd = ::open(cgroup_path_->c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-            return "opening " + *cgroup_path_ + ": " + errno_text(errno);
-        link_ = bpf_program__attach_cgroup(program_, fd);
+    if (cgroup_) {
+        link_ = bpf_program__attach_cgroup(program_, cgroup_->fd);
         const int err = errno;
-        ::close(fd);
         if (!link_)
             return "attaching " + name() + " again: " + errno_text(err);
         return {};

@@ -4,6 +4,7 @@
 // the Session's liveness check finds that out and repairs it.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,10 +14,13 @@ struct bpf_program;
 
 namespace connscope::detail {
 
+struct CgroupScope;
+
 class OwnedLink {
 public:
-    // Takes ownership of link; cgroup_path is set for a program attached to a cgroup.
-    OwnedLink(bpf_link *link, bpf_program *program, std::string hook, std::optional<std::string> cgroup_path);
+    // Takes ownership of link; cgroup is set for a program attached to a cgroup
+    // (its fd is how it is attached again, also when no path on the host leads there).
+    OwnedLink(bpf_link *link, bpf_program *program, std::string hook, std::shared_ptr<const CgroupScope> cgroup);
     OwnedLink(OwnedLink &&other) noexcept;
     OwnedLink &operator=(OwnedLink &&other) noexcept;
     OwnedLink(const OwnedLink &) = delete;
@@ -36,7 +40,7 @@ private:
     bpf_link *link_ = nullptr;
     bpf_program *program_ = nullptr;
     std::string hook_;
-    std::optional<std::string> cgroup_path_;
+    std::shared_ptr<const CgroupScope> cgroup_;
 };
 
 using OwnedLinks = std::vector<OwnedLink>;

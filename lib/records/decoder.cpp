@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
 #include "decoder.hpp"
 
+#include <cerrno>
 #include <cstring>
 #include <sys/socket.h>
 
@@ -111,7 +112,7 @@ bool decode_connect(const void *data, std::size_t size, std::int64_t epoch_offse
     std::memcpy(&rec, data, sizeof(rec));
     // A hook no program of ours has is a corrupt record, not an event.
     if (rec.hdr.type != CS_REC_CONNECT || rec.hdr.size != sizeof(rec) || rec.hook < CS_HOOK_LSM ||
-        rec.hook > CS_HOOK_LAST || rec.via > CS_VIA_LAST)
+        rec.hook > CS_HOOK_LAST || rec.via > CS_VIA_LAST || rec.connect_id == 0)
         return false;
 
     ProcessContext &p = out.process;
@@ -129,7 +130,71 @@ bool decode_connect(const void *data, std::size_t size, std::int64_t epoch_offse
     out.type = static_cast<SocketType>(rec.sock_type);
     out.toctou = (rec.flags & CS_CONNECT_TOCTOU) != 0;
     out.via = static_cast<ConnectVia>(rec.via);
+    out.late = (rec.flags & CS_CONNECT_LATE) != 0;
+    out.connect_id = rec.connect_id;
     out.remote_addr = decode_sockaddr(rec.addr, rec.addrlen, (rec.flags & CS_CONNECT_ADDR_FAULT) != 0);
+    return true;
+}
+
+namespace {
+
+TcpResult tcp_result(std::uint16_t state, std::int32_t sk_err)
+{
+    if (state == CS_TCP_ESTABLISHED)
+        return TcpResult::established;
+    switch (sk_err) {
+    case ECONNREFUSED: return TcpResult::refused;
+    case ETIMEDOUT: return TcpResult::timed_out;
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+    case EHOSTDOWN:
+    case ENETDOWN:
+    case ENONET:
+    case EPROTO: // ICMP parameter problem
+        return TcpResult::unreachable;
+    default: return TcpResult::closed;
+    }
+}
+
+} // namespace
+
+bool decode_outcome(const void *data, std::size_t size, std::int64_t epoch_offset_ns, ConnectOutcome &out)
+{
+    cs_outcome_record rec;
+    if (size < sizeof(rec))
+        return false;
+    std::memcpy(&rec, data, sizeof(rec));
+    const cs_outcome &o = rec.out;
+    const bool tcp = (o.flags & CS_OUTCOME_TCP) != 0;
+    if (rec.hdr.type != CS_REC_OUTCOME || rec.hdr.size != sizeof(rec) || o.connect_id == 0 || o.via > CS_VIA_LAST ||
+        (tcp && o.tcp_state != CS_TCP_ESTABLISHED && o.tcp_state != CS_TCP_CLOSE) || o.sk_err < 0)
+        return false;
+    out.connect_id = o.connect_id;
+    out.timestamp_ns = boot_to_epoch_ns(o.end_boot_ns, epoch_offset_ns);
+    out.duration_ns = o.end_boot_ns > o.attempt_boot_ns ? o.end_boot_ns - o.attempt_boot_ns : 0;
+    out.pid = o.pid;
+    out.tid = o.tid;
+    out.via = static_cast<ConnectVia>(o.via);
+    out.result.reset();
+    if (o.flags & CS_OUTCOME_RESULT)
+        out.result = o.result;
+    out.lsm = LsmVerdict::unknown;
+    out.lsm_error = 0;
+    if (o.flags & CS_OUTCOME_LSM_KNOWN) {
+        out.lsm = o.lsm_result == 0 ? LsmVerdict::allowed : LsmVerdict::denied;
+        // A verdict is 0 or -errno; report the errno, whatever the sign.
+        out.lsm_error = o.lsm_result < 0 ? (o.lsm_result == INT32_MIN ? INT32_MAX : -o.lsm_result) : o.lsm_result;
+    }
+    out.tcp = tcp ? tcp_result(o.tcp_state, o.sk_err) : TcpResult::none;
+    out.tcp_error = tcp ? o.sk_err : 0;
+    out.local.reset();
+    if ((o.flags & CS_OUTCOME_LOCAL) && (o.local_family == AF_INET || o.local_family == AF_INET6)) {
+        InetEndpoint ep;
+        ep.ip = o.local_family == AF_INET ? IpAddress::v4(o.local_addr) : IpAddress::v6(o.local_addr);
+        ep.port = o.local_port;
+        out.local = ep;
+    }
+    out.socket_cookie = o.cookie;
     return true;
 }
 

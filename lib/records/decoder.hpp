@@ -33,6 +33,9 @@ SocketAddress decode_sockaddr(const std::uint8_t *addr, std::uint32_t addrlen, b
 bool decode_connect(const void *data, std::size_t size, std::int64_t epoch_offset_ns,
                     SecuritySocketConnect &out);
 
+// An outcome record into an event; false if it is malformed.
+bool decode_outcome(const void *data, std::size_t size, std::int64_t epoch_offset_ns, ConnectOutcome &out);
+
 struct DnsRecordView {
     cs_dns_record header;
     const std::uint8_t *payload;

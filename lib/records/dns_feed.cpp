@@ -5,6 +5,15 @@
 
 namespace connscope::detail {
 
+std::uint64_t dns_budget_key(std::uint32_t net_ns, std::uint32_t owner_uid, std::uint32_t owner_ns)
+{
+    if (owner_ns == 0)
+        return net_ns;
+    if (owner_uid == 0)
+        return std::uint64_t{2} << 32 | owner_ns;
+    return std::uint64_t{1} << 32 | owner_uid;
+}
+
 void DnsFeed::observe(std::uint64_t netns, std::uint64_t time_ns, const std::uint8_t *msg, std::size_t len,
                       DnsCorrelator *correlator)
 {
@@ -26,6 +35,8 @@ void DnsFeed::record(const void *data, std::size_t size, std::int64_t epoch_offs
     }
     const cs_dns_record &h = rec.header;
     const std::uint64_t time_ns = boot_to_epoch_ns(h.hdr.boot_ns, epoch_offset_ns);
+    key_netns_ = h.net_ns;
+    key_ = dns_budget_key(h.net_ns, h.owner_uid, h.owner_ns);
     const bool truncated = h.flags & CS_DNS_TRUNCATED;
     if (truncated)
         ++counters_.dns_truncated;

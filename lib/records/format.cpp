@@ -2,6 +2,7 @@
 #include <connscope/format.hpp>
 
 #include <cstdio>
+#include <cstring>
 
 namespace connscope {
 namespace {
@@ -52,7 +53,8 @@ public:
     {
         out_ = "{\"event\":\"";
         out_ += event;
-        out_ += '"';
+        out_ += "\",\"schema\":";
+        out_ += std::to_string(json_schema_version);
     }
     Json &num(const char *key, unsigned long long v)
     {
@@ -159,18 +161,21 @@ std::string to_json(const SocketAddress &address)
 std::string to_json(const SecuritySocketConnect &ev)
 {
     Json j("security_socket_connect");
+    j.num("seq", ev.sequence).num("connect_id", ev.connect_id);
     process_fields(j, ev.process);
     return j.snum("sockfd", ev.sockfd)
         .str("type", socket_type_name(ev.type))
         .raw("remote_addr", to_json(ev.remote_addr))
         .raw("toctou", ev.toctou ? "true" : "false")
         .str("via", connect_via_name(ev.via))
+        .raw("late", ev.late ? "true" : "false")
         .done();
 }
 
 std::string to_json(const NetTcpConnect &ev)
 {
     Json j("net_tcp_connect");
+    j.num("seq", ev.sequence).num("connect_id", ev.connect_id);
     process_fields(j, ev.process);
     std::string results = "[";
     for (std::size_t i = 0; i < ev.results.size(); ++i)
@@ -182,6 +187,32 @@ std::string to_json(const NetTcpConnect &ev)
         .raw("results", results)
         .str("via", connect_via_name(ev.via))
         .done();
+}
+
+std::string to_json(const ConnectOutcome &ev)
+{
+    Json j("connect_outcome");
+    j.num("seq", ev.sequence)
+        .num("connect_id", ev.connect_id)
+        .num("timestamp", ev.timestamp_ns)
+        .num("pid", ev.pid)
+        .num("tid", ev.tid)
+        .str("via", connect_via_name(ev.via))
+        .str("outcome", outcome_name(ev));
+    if (ev.result)
+        j.snum("result", *ev.result);
+    else
+        j.raw("result", "null");
+    const char *error = ev.result && *ev.result < 0 ? strerrorname_np(-*ev.result) : nullptr;
+    j.str("error", error ? error : "")
+        .str("lsm", lsm_verdict_name(ev.lsm))
+        .snum("lsm_error", ev.lsm_error)
+        .str("tcp", tcp_result_name(ev.tcp))
+        .snum("tcp_error", ev.tcp_error)
+        .num("duration_ns", ev.duration_ns)
+        .raw("local_addr", ev.local ? to_json(SocketAddress{*ev.local}) : std::string("null"))
+        .num("socket_cookie", ev.socket_cookie);
+    return j.done();
 }
 
 std::string to_json(const Stats &s, std::string_view backend)
@@ -203,7 +234,18 @@ std::string to_json(const Stats &s, std::string_view backend)
         .num("canaries_missed", s.canaries_missed)
         .num("links_detached", s.links_detached)
         .num("reattachments", s.reattachments)
-        .num("unwatched_ns", s.unwatched_ns);
+        .num("unwatched_ns", s.unwatched_ns)
+        .num("outcomes", s.outcomes)
+        .num("lost_ring_outcome", s.lost_ring_outcome)
+        .num("dns_dropped_reserve", s.dns_dropped_reserve)
+        .num("dns_evicted_budget", s.dns_evicted_budget)
+        .num("dns_evicted_global", s.dns_evicted_global)
+        .num("dns_expired", s.dns_expired)
+        .num("dns_cache_entries", s.dns_cache_entries)
+        .num("dns_cache_bytes", s.dns_cache_bytes)
+        .num("dns_cache_bytes_max", s.dns_cache_bytes_max)
+        .num("dns_cache_bytes_allocated", s.dns_cache_bytes_allocated)
+        .num("dns_cache_budget_groups", s.dns_cache_budget_groups);
     if (!backend.empty())
         j.str("backend", backend);
     return j.done();
@@ -223,7 +265,11 @@ const char *health_kind_name(HealthKind kind) noexcept
 std::string to_json(const HealthEvent &e)
 {
     Json j("health");
-    j.str("kind", health_kind_name(e.kind)).str("what", e.what).str("message", e.message).num("timestamp", e.timestamp_ns);
+    j.num("seq", e.sequence)
+        .str("kind", health_kind_name(e.kind))
+        .str("what", e.what)
+        .str("message", e.message)
+        .num("timestamp", e.timestamp_ns);
     return j.done();
 }
 

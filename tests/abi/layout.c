@@ -35,6 +35,7 @@ int main(void)
     CONSTANT(CONNSCOPE_ECALLBACK);
     CONSTANT(CONNSCOPE_EINTERNAL);
     CONSTANT(CONNSCOPE_ENOTFIRING);
+    CONSTANT(CONNSCOPE_ECGROUPSUBTREE);
     CONSTANT(CONNSCOPE_HEALTH_CANARY_MISSED);
     CONSTANT(CONNSCOPE_HEALTH_LINK_DETACHED);
     CONSTANT(CONNSCOPE_HEALTH_REATTACHED);
@@ -53,6 +54,18 @@ int main(void)
     CONSTANT(CONNSCOPE_VIA_CONNECT);
     CONSTANT(CONNSCOPE_VIA_FASTOPEN);
     CONSTANT(CONNSCOPE_VIA_IO_URING);
+    CONSTANT(CONNSCOPE_OUTCOMES_DEFAULT);
+    CONSTANT(CONNSCOPE_OUTCOMES_ON);
+    CONSTANT(CONNSCOPE_OUTCOMES_OFF);
+    CONSTANT(CONNSCOPE_LSM_UNKNOWN);
+    CONSTANT(CONNSCOPE_LSM_ALLOWED);
+    CONSTANT(CONNSCOPE_LSM_DENIED);
+    CONSTANT(CONNSCOPE_TCP_NONE);
+    CONSTANT(CONNSCOPE_TCP_ESTABLISHED);
+    CONSTANT(CONNSCOPE_TCP_REFUSED);
+    CONSTANT(CONNSCOPE_TCP_TIMED_OUT);
+    CONSTANT(CONNSCOPE_TCP_UNREACHABLE);
+    CONSTANT(CONNSCOPE_TCP_CLOSED);
     CONSTANT(CONNSCOPE_SELF_DEFAULT);
     CONSTANT(CONNSCOPE_SELF_EXCLUDE);
     CONSTANT(CONNSCOPE_SELF_INCLUDE);
@@ -82,6 +95,8 @@ int main(void)
     FIELD(connscope_opts, liveness_interval_ms);
     FIELD(connscope_opts, health);
     FIELD(connscope_opts, health_ctx);
+    FIELD(connscope_opts, cgroup_root);
+    FIELD(connscope_opts, outcomes_mode);
 
     STRUCT(connscope_port_range);
     FIELD(connscope_port_range, first);
@@ -108,6 +123,7 @@ int main(void)
     FIELD(connscope_callbacks, ctx);
     FIELD(connscope_callbacks, on_connect);
     FIELD(connscope_callbacks, on_tcp_connect);
+    FIELD(connscope_callbacks, on_outcome);
 
     STRUCT(connscope_process);
     FIELD(connscope_process, size);
@@ -153,6 +169,9 @@ int main(void)
     FIELD(connscope_connect_event, remote_addr);
     FIELD(connscope_connect_event, via);
     FIELD(connscope_connect_event, via_name);
+    FIELD(connscope_connect_event, connect_id);
+    FIELD(connscope_connect_event, sequence);
+    FIELD(connscope_connect_event, late);
 
     STRUCT(connscope_tcp_connect_event);
     FIELD(connscope_tcp_connect_event, size);
@@ -164,6 +183,30 @@ int main(void)
     FIELD(connscope_tcp_connect_event, result_count);
     FIELD(connscope_tcp_connect_event, via);
     FIELD(connscope_tcp_connect_event, via_name);
+    FIELD(connscope_tcp_connect_event, connect_id);
+    FIELD(connscope_tcp_connect_event, sequence);
+
+    STRUCT(connscope_outcome_event);
+    FIELD(connscope_outcome_event, size);
+    FIELD(connscope_outcome_event, pid);
+    FIELD(connscope_outcome_event, connect_id);
+    FIELD(connscope_outcome_event, sequence);
+    FIELD(connscope_outcome_event, timestamp_ns);
+    FIELD(connscope_outcome_event, duration_ns);
+    FIELD(connscope_outcome_event, tid);
+    FIELD(connscope_outcome_event, via);
+    FIELD(connscope_outcome_event, via_name);
+    FIELD(connscope_outcome_event, result_known);
+    FIELD(connscope_outcome_event, result);
+    FIELD(connscope_outcome_event, lsm);
+    FIELD(connscope_outcome_event, lsm_error);
+    FIELD(connscope_outcome_event, lsm_name);
+    FIELD(connscope_outcome_event, tcp);
+    FIELD(connscope_outcome_event, tcp_error);
+    FIELD(connscope_outcome_event, tcp_name);
+    FIELD(connscope_outcome_event, outcome_name);
+    FIELD(connscope_outcome_event, local_addr);
+    FIELD(connscope_outcome_event, socket_cookie);
 
     STRUCT(connscope_stats);
     FIELD(connscope_stats, sz);
@@ -184,6 +227,17 @@ int main(void)
     FIELD(connscope_stats, links_detached);
     FIELD(connscope_stats, reattachments);
     FIELD(connscope_stats, unwatched_ns);
+    FIELD(connscope_stats, outcomes);
+    FIELD(connscope_stats, lost_ring_outcome);
+    FIELD(connscope_stats, dns_dropped_reserve);
+    FIELD(connscope_stats, dns_evicted_budget);
+    FIELD(connscope_stats, dns_evicted_global);
+    FIELD(connscope_stats, dns_expired);
+    FIELD(connscope_stats, dns_cache_entries);
+    FIELD(connscope_stats, dns_cache_bytes);
+    FIELD(connscope_stats, dns_cache_bytes_max);
+    FIELD(connscope_stats, dns_cache_bytes_allocated);
+    FIELD(connscope_stats, dns_cache_budget_groups);
 
     STRUCT(connscope_health_event);
     FIELD(connscope_health_event, sz);
@@ -192,6 +246,7 @@ int main(void)
     FIELD(connscope_health_event, what);
     FIELD(connscope_health_event, message);
     FIELD(connscope_health_event, timestamp_ns);
+    FIELD(connscope_health_event, sequence);
 
     STRUCT(connscope_backend_info);
     FIELD(connscope_backend_info, sz);
@@ -201,6 +256,8 @@ int main(void)
     FIELD(connscope_backend_info, gaps);
     FIELD(connscope_backend_info, gap_count);
     FIELD(connscope_backend_info, tried_count);
+    FIELD(connscope_backend_info, cgroup_root);
+    FIELD(connscope_backend_info, cgroup_scope);
 
     STRUCT(connscope_backend_status);
     FIELD(connscope_backend_status, sz);
@@ -217,6 +274,7 @@ int main(void)
     LAST(connscope_address);
     LAST(connscope_connect_event);
     LAST(connscope_tcp_connect_event);
+    LAST(connscope_outcome_event);
     LAST(connscope_stats);
     LAST(connscope_backend_info);
     LAST(connscope_backend_status);

@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -100,6 +101,9 @@ void built_events()
             ev.toctou = (i + k) % 2;
             // every path, and a value past the known ones (a newer record)
             ev.via = static_cast<connscope::ConnectVia>((i + k) % 5);
+            ev.late = (i + k) % 3 == 1;
+            ev.connect_id = (i + 1) * (k + 1) * 1099511627776ULL;
+            ev.sequence = i * 100 + k;
             check("built security_socket_connect", ev);
         }
         connscope::NetTcpConnect tcp;
@@ -112,7 +116,36 @@ void built_events()
         tcp.results = {"example.com"};
         check("built net_tcp_connect, one name", tcp);
         tcp.results = {"www.example.com", "example.com.cdn.net", comms[i], "x\"y"};
+        tcp.connect_id = i * 1000003;
+        tcp.sequence = std::numeric_limits<std::uint64_t>::max() - i;
         check("built net_tcp_connect, names", tcp);
+    }
+    // Every outcome shape: with and without a result, a verdict, a handshake, a local endpoint.
+    for (std::size_t k = 0; k < addresses.size(); ++k) {
+        const auto *inet = std::get_if<connscope::InetEndpoint>(&addresses[k]);
+        if (!inet)
+            continue;
+        for (int shape = 0; shape < 6; ++shape) {
+            connscope::ConnectOutcome o;
+            o.connect_id = k % 2 ? std::numeric_limits<std::uint64_t>::max() : 1 + k;
+            o.sequence = 7 * k + static_cast<std::uint64_t>(shape);
+            o.timestamp_ns = shape % 2 ? std::numeric_limits<std::uint64_t>::max() : 1764585600123456789ULL;
+            o.duration_ns = static_cast<std::uint64_t>(shape) * 999999;
+            o.pid = 1234;
+            o.tid = shape % 3 ? 1235 : std::numeric_limits<std::uint32_t>::max();
+            o.via = static_cast<connscope::ConnectVia>(shape % 5);
+            const std::int32_t results[] = {0, -ECONNREFUSED, -EINPROGRESS, -EACCES, -4095, 5};
+            if (shape != 4)
+                o.result = results[shape];
+            o.lsm = static_cast<connscope::LsmVerdict>(shape % 3);
+            o.lsm_error = o.lsm == connscope::LsmVerdict::denied ? EACCES : 0;
+            o.tcp = static_cast<connscope::TcpResult>(shape % 6);
+            o.tcp_error = shape == 1 ? ECONNREFUSED : 0;
+            if (shape != 3)
+                o.local = *inet;
+            o.socket_cookie = shape * 4097ULL;
+            check("built connect_outcome", o);
+        }
     }
 }
 
@@ -131,12 +164,14 @@ void real_connects()
 {
     std::vector<connscope::SecuritySocketConnect> connects;
     std::vector<connscope::NetTcpConnect> tcps;
+    std::vector<connscope::ConnectOutcome> outcomes;
     connscope::Options options;
     options.filters.exclude_self = false;
     options.filters.pids = {static_cast<std::uint32_t>(::getpid())};
     options.dns.enabled = false;
     options.on_connect = [&](const connscope::SecuritySocketConnect &ev) { connects.push_back(ev); };
     options.on_tcp_connect = [&](const connscope::NetTcpConnect &ev) { tcps.push_back(ev); };
+    options.on_outcome = [&](const connscope::ConnectOutcome &ev) { outcomes.push_back(ev); };
     connscope::Session session(std::move(options));
     std::printf("real connects on backend %s\n", session.backend().name.c_str());
 
@@ -187,6 +222,12 @@ void real_connects()
         check("real security_socket_connect", ev);
     for (const auto &ev : tcps)
         check("real net_tcp_connect", ev);
+    for (const auto &ev : outcomes)
+        check("real connect_outcome", ev);
+    if (outcomes.size() < connects.size()) {
+        std::printf("FAIL real connects: %zu outcomes for %zu connects\n", outcomes.size(), connects.size());
+        ++failures;
+    }
     // The backends that see UNIX sockets report 5; cgroup sees only inet ones.
     if (connects.size() < 3 || tcps.empty()) {
         std::printf("FAIL real connects: got %zu connect and %zu tcp events, expected at least 3 and 1\n",

@@ -22,6 +22,8 @@ import tempfile
 import time
 import unittest
 
+import json_schema
+
 TRACE = os.environ.get("CONNSCOPE_TRACE", "")
 IS_ROOT = os.geteuid() == 0
 
@@ -292,6 +294,16 @@ class Run(unittest.TestCase):
         self.assertEqual(r.stdout, "")
         self.assertRegex(r.stderr, r"connscope-trace: \d+ events, \d+ lost \(backend \w+\)\n$")
 
+    def test_text_mode_shows_the_dns_cache_bound_at_exit(self):
+        r = run("--duration", "1", "--port", str(free_port()))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        if "DNS capture on" not in r.stderr:
+            self.skipTest("DNS capture is off here: " + r.stderr)
+        self.assertRegex(r.stderr, r"connscope-trace: DNS cache \d+ names in [\d.]+ MiB of its 32\.0 MiB bound "
+                                   r"\([\d.]+ MiB allocated\), \d+ budget groups; evicted \d+ \(own budget \d+, "
+                                   r"global bound \d+\), expired \d+; DNS records lost \d+ \(ring past its DNS "
+                                   r"limit \d+\)\nconnscope-trace: \d+ events, \d+ lost \(backend \w+\)\n$")
+
     @unittest.skipUnless(shutil.which("setpriv"), "needs setpriv (util-linux)")
     def test_unprivileged_names_the_missing_capabilities(self):
         r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
@@ -317,18 +329,10 @@ class Run(unittest.TestCase):
         self.assertIn("missing CAP_BPF", r.stdout)
 
 
-# The --json contract (lib/records/format.cpp, docs/guide.md): keys in this order.
-PROCESS_KEYS = ["timestamp", "pid", "tid", "ppid", "uid", "gid", "comm", "cgroup_id", "mnt_ns", "net_ns",
-                "pid_ns", "user_ns", "uts_ns", "ipc_ns", "cgroup_ns"]
-CONTRACT_KEYS = {
-    "security_socket_connect": ["event", *PROCESS_KEYS, "sockfd", "type", "remote_addr", "toctou", "via"],
-    "net_tcp_connect": ["event", *PROCESS_KEYS, "sockfd", "dst_ip", "dst_port", "results", "via"],
-    "stats": ["event", "events", "lost", "tcp_events", "dns_messages", "lost_ring_connect", "lost_ring_dns",
-              "dns_truncated", "dns_malformed", "dns_tcp_dropped_bytes", "decode_errors", "dns_names_evicted",
-              "callback_errors", "canaries_sent", "canaries_missed", "links_detached", "reattachments",
-              "unwatched_ns", "backend"],
-    "health": ["event", "kind", "what", "message", "timestamp"],
-}
+# The --json contract (docs/schema.json, lib/records/format.cpp): keys in this order.
+SCHEMA = json_schema.load()
+CONTRACT_KEYS = {name: json_schema.keys_of(SCHEMA, name)
+                 for name in ("security_socket_connect", "net_tcp_connect", "connect_outcome", "stats", "health")}
 
 
 def ordered_lines(text):
@@ -394,7 +398,9 @@ class JsonOutput(unittest.TestCase):
         for rec in records:
             keys = [k for k, _ in rec]
             self.assertEqual(keys, CONTRACT_KEYS[rec[0][1]], rec)
-        mine = [dict(r) for r in records if r[0][1] != "stats" and dict(r)["pid"] == os.getpid()]
+        for line in text.splitlines():
+            self.assertEqual(json_schema.record_errors(SCHEMA, json.loads(line)), [], line)
+        mine = [dict(r) for r in records if r[0][1] not in ("stats", "connect_outcome") and dict(r)["pid"] == os.getpid()]
         self.assertEqual(sum(1 for r in mine if r["event"] == "security_socket_connect"), connects, text[-2000:])
         for r in mine:
             if r["event"] == "security_socket_connect":
@@ -424,6 +430,22 @@ class JsonOutput(unittest.TestCase):
                          ["net_tcp_connect", "security_socket_connect", "security_socket_connect"])
         tcp = [r for r in mine if r["event"] == "net_tcp_connect"][0]
         self.assertEqual((tcp["dst_ip"], tcp["results"]), ("127.0.0.1", []))
+        # Each connect's outcome, after it, joined by connect_id.
+        records = [json.loads(line) for line in out.decode().splitlines()]
+        outcomes = {r["connect_id"]: r for r in records if r["event"] == "connect_outcome"}
+        for c in (r for r in mine if r["event"] == "security_socket_connect"):
+            o = outcomes.get(c["connect_id"])
+            self.assertIsNotNone(o, f"no connect_outcome for {c}")
+            self.assertGreater(o["seq"], c["seq"])
+            self.assertEqual((o["pid"], o["tid"], o["result"], o["error"]), (c["pid"], c["tid"], 0, ""))
+            self.assertEqual(o["outcome"], "established" if c["type"] == "SOCK_STREAM" else "connected")
+            self.assertEqual(o["local_addr"]["ip"], "127.0.0.1")
+            self.assertGreater(o["local_addr"]["port"], 0)
+        self.assertEqual(tcp["connect_id"], [c for c in mine if c["event"] == "security_socket_connect"
+                                             and c["type"] == "SOCK_STREAM"][0]["connect_id"])
+        seqs = [r["seq"] for r in records if "seq" in r]
+        self.assertEqual(seqs, sorted(seqs))
+        self.assertEqual(len(seqs), len(set(seqs)))
 
     def test_events_arrive_within_the_latency_bound(self):
         # Printed while the tool runs, not at exit: each connect's line must

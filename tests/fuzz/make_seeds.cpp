@@ -86,7 +86,32 @@ cs_connect_record connect_record()
     r.sockfd = 3;
     r.sock_type = SOCK_STREAM;
     r.hook = CS_HOOK_CGROUP;
+    r.connect_id = 1099511627777ULL;
     return r;
+}
+
+Bytes outcome_record(std::uint16_t flags, std::int32_t result, std::uint16_t state, std::int32_t sk_err)
+{
+    cs_outcome_record r{};
+    r.hdr.type = CS_REC_OUTCOME;
+    r.hdr.size = sizeof(r);
+    r.hdr.boot_ns = 123457000;
+    r.out.connect_id = 1099511627777ULL;
+    r.out.attempt_boot_ns = 123456789;
+    r.out.end_boot_ns = 123456999;
+    r.out.cookie = 4097;
+    r.out.pid = 4242;
+    r.out.tid = 4243;
+    r.out.result = result;
+    r.out.sk_err = sk_err;
+    r.out.flags = flags;
+    r.out.tcp_state = state;
+    r.out.local_family = AF_INET;
+    r.out.local_port = 40000;
+    const std::uint8_t lo[4] = {127, 0, 0, 1};
+    std::memcpy(r.out.local_addr, lo, 4);
+    r.out.via = CS_VIA_CONNECT;
+    return bytes_of(r);
 }
 
 template <typename Sockaddr>
@@ -128,6 +153,11 @@ std::vector<Bytes> records()
     out.push_back(connect_with(sin, sizeof(sin)));
     out.push_back(connect_with(sin, sizeof(sin), CS_CONNECT_TOCTOU));
     out.push_back(connect_with(sin, sizeof(sin), CS_CONNECT_ADDR_FAULT));
+    out.push_back(connect_with(sin, sizeof(sin), CS_CONNECT_LATE | CS_CONNECT_TOCTOU));
+    out.push_back(outcome_record(CS_OUTCOME_RESULT | CS_OUTCOME_TCP | CS_OUTCOME_LOCAL | CS_OUTCOME_LSM_KNOWN, 0,
+                                 CS_TCP_ESTABLISHED, 0));
+    out.push_back(outcome_record(CS_OUTCOME_RESULT | CS_OUTCOME_TCP | CS_OUTCOME_LOCAL, -111, CS_TCP_CLOSE, 111));
+    out.push_back(outcome_record(CS_OUTCOME_RESULT | CS_OUTCOME_LSM_KNOWN, -13, 0, 0));
 
     sockaddr_in6 sin6{};
     sin6.sin6_family = AF_INET6;

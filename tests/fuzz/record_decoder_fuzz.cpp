@@ -166,6 +166,22 @@ void exercise_connect(const std::uint8_t *data, std::size_t size, const std::vec
     }
 }
 
+void exercise_outcome(const std::uint8_t *data, std::size_t size)
+{
+    ConnectOutcome ev;
+    if (!detail::decode_outcome(data, size, static_cast<std::int64_t>(size) * 7919 - 1000000, ev))
+        return;
+    cs_outcome_record rec;
+    check(size >= sizeof(rec));
+    std::memcpy(&rec, data, sizeof(rec));
+    check(ev.connect_id == rec.out.connect_id && ev.connect_id != 0);
+    check(ev.lsm_error >= 0 && ev.tcp_error >= 0);
+    if (ev.local)
+        check_address(SocketAddress{*ev.local});
+    check(plausible_json(to_json(ev)));
+    (void)outcome_name(ev);
+}
+
 // Answer names parsed from a DNS record's payload (empty if none).
 std::vector<std::string> exercise_dns(const std::uint8_t *data, std::size_t size)
 {
@@ -208,12 +224,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     case CS_REC_DNS:
         names = exercise_dns(record.get(), size);
         break;
+    case CS_REC_OUTCOME:
+        exercise_outcome(record.get(), size);
+        break;
     default:
         // Not a whole record: both decoders must say no.
         SecuritySocketConnect ev;
         detail::DnsRecordView view;
+        ConnectOutcome outcome;
         check(!detail::decode_connect(record.get(), size, 0, ev));
         check(!detail::decode_dns(record.get(), size, view));
+        check(!detail::decode_outcome(record.get(), size, 0, outcome));
         break;
     }
 

@@ -17,8 +17,12 @@ int quiet_libbpf(enum libbpf_print_level, const char *, va_list) { return 0; }
 
 int main(int argc, char **argv)
 {
-    if (::geteuid() != 0) {
-        std::printf("SKIP: the integration tests load BPF programs and need root\n");
+    // Root, or a user with the documented capabilities (the caps suite runs
+    // it so, with ambient CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN).
+    if (::geteuid() != 0 && !testing::missing_capabilities().empty()) {
+        std::printf("SKIP: the integration tests load BPF programs and need root, or CAP_BPF, CAP_PERFMON and "
+                    "CAP_NET_ADMIN (missing %s)\n",
+                    testing::missing_capabilities().c_str());
         return 77;
     }
     libbpf_set_print(quiet_libbpf);

@@ -3,6 +3,8 @@
 // test knows about itself.
 #include <catch2/catch.hpp>
 
+#include <linux/capability.h>
+
 #include "support/harness.hpp"
 
 #include <arpa/inet.h>
@@ -272,6 +274,7 @@ TEST_CASE("A connect from a second thread carries that thread's id", "[connect][
 
 TEST_CASE("A forked child and another uid/gid", "[connect][fork]")
 {
+    SKIP_WITHOUT_CAPABILITY(CAP_SETUID, "a child of another uid");
     Recorder rec;
     auto port = testing::free_port(SOCK_DGRAM);
     auto port2 = testing::free_port(SOCK_DGRAM);
@@ -312,6 +315,7 @@ TEST_CASE("A forked child and another uid/gid", "[connect][fork]")
 
 TEST_CASE("A destroyed Session leaves no program or link behind", "[lifecycle]")
 {
+    SKIP_WITHOUT_CAPABILITY(CAP_SYS_ADMIN, "looking BPF programs up by id");
     REQUIRE(testing::own_bpf_program_ids().empty());
     std::vector<std::uint32_t> ids;
     {

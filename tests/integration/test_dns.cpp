@@ -284,3 +284,39 @@ TEST_CASE("DNS: a custom correlator sees the real answer and names the connect",
             asked = true;
     CHECK(asked);
 }
+
+TEST_CASE("DNS on a port of the caller's choice, asked by a bare UDP client, needs nothing more than a Session",
+          "[dns][caps]")
+{
+    // No port 53 and no resolv.conf of its own: runs with only CAP_BPF,
+    // CAP_PERFMON and CAP_NET_ADMIN (the caps suite), and as root.
+    SKIP_WITHOUT_DNSMASQ_BINARY();
+    const std::uint16_t dns_port = testing::free_port(SOCK_DGRAM);
+    Dnsmasq dns(example_config(), -1, dns_port);
+    Options o = testing::own_options();
+    o.dns.ports = {dns_port};
+    Recorder rec(o);
+    int q = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    REQUIRE(q >= 0);
+    std::uint8_t buf[1500];
+    const auto query = testing::dns_query(0x1313, "www.example.test", 1);
+    REQUIRE(testing::udp_exchange(q, inet4(dns.address(), dns_port), query, buf, sizeof(buf), 500, 4) > 0);
+    ::close(q);
+    const std::uint16_t port = testing::free_port(SOCK_STREAM);
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    REQUIRE(fd >= 0);
+    auto dst = inet4(run_ip(88), port);
+    ::connect(fd, reinterpret_cast<sockaddr *>(&dst), sizeof(dst)); // refused or in progress: either is a connect
+    const NetTcpConnect *ev = nullptr;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!ev && std::chrono::steady_clock::now() < deadline) {
+        rec.session.poll(std::chrono::milliseconds(20));
+        for (const auto &t : rec.tcp)
+            if (t.dst_port == port && t.dst_ip == run_ip(88))
+                ev = &t;
+    }
+    ::close(fd);
+    REQUIRE(ev);
+    CHECK(ev->results == Names{"www.example.test", "edge.cdn.test"});
+    CHECK(rec.session.stats().dns_messages >= 1);
+}

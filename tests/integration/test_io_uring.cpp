@@ -7,6 +7,8 @@
 // gap the backend declares.
 #include <catch2/catch.hpp>
 
+#include <linux/capability.h>
+
 #include "support/harness.hpp"
 #include "support/netns.hpp"
 
@@ -100,7 +102,8 @@ TEST_CASE("io_uring connect is reported with the submitting process", "[connect]
     {
         // Where the non-blocking try says EINPROGRESS, 5.10 and 6.1 have an
         // io-wq worker call connect again (security_socket_connect a second
-        // time): the kernel-side backends leave that retry out.
+        // time), and arm64's 6.1 and 6.12 io_uring's task work, from registers
+        // that name no system call: the kernel-side backends leave that retry out.
         int lfd = ::socket(AF_INET6, SOCK_STREAM, 0);
         sockaddr_in6 sin6{};
         sin6.sin6_family = AF_INET6;
@@ -141,6 +144,7 @@ TEST_CASE("io_uring connect is reported with the submitting process", "[connect]
 
 TEST_CASE("io_uring send with MSG_FASTOPEN connects via io_uring", "[connect][io_uring][fastopen]")
 {
+    SKIP_WITHOUT_CAPABILITY(CAP_SYS_ADMIN, "a network namespace of the test's own");
     testing::Recorder rec(testing::own_options());
     Ring r;
     if (!r.ok) {
@@ -221,13 +225,10 @@ TEST_CASE("every available backend reports the same fields for an io_uring conne
         REQUIRE(ev);
         CHECK(ev->via == ConnectVia::io_uring);
         CHECK(ev->toctou == (name == "tracepoint"));
-        SecuritySocketConnect copy = *ev;
-        copy.process.timestamp_ns = 0;
-        copy.toctou = false;
         if (first.empty())
-            first = to_json(copy);
+            first = testing::comparable(*ev);
         else
-            CHECK(to_json(copy) == first);
+            CHECK(testing::comparable(*ev) == first);
     }
     ::close(fd);
 }

@@ -4,6 +4,8 @@
 // the backends differ the test branches on the backend's name and says why.
 #include <catch2/catch.hpp>
 
+#include <linux/capability.h>
+
 #include "support/harness.hpp"
 
 #include <arpa/inet.h>
@@ -419,6 +421,7 @@ TEST_CASE("cgroup backend: addresses the kernel did not take are not invented", 
 
 TEST_CASE("connects on sockets of unsupported families", "[hardening][odd]")
 {
+    SKIP_WITHOUT_CAPABILITY(CAP_NET_RAW, "an AF_PACKET socket");
     Recorder rec(own_options());
     const bool cgroup = is_cgroup(rec.session);
 

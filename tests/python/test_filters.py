@@ -202,7 +202,10 @@ class FilterArgumentTest(unittest.TestCase):
         want = ["events", "tcp_events", "dns_messages", "lost", "lost_ring_connect", "lost_ring_dns",
                 "decode_errors", "dns_truncated", "dns_malformed", "dns_tcp_dropped_bytes",
                 "dns_names_evicted", "callback_errors", "canaries_sent", "canaries_missed",
-                "links_detached", "reattachments", "unwatched_ns"]
+                "links_detached", "reattachments", "unwatched_ns", "outcomes", "lost_ring_outcome",
+                "dns_dropped_reserve", "dns_evicted_budget", "dns_evicted_global", "dns_expired",
+                "dns_cache_entries", "dns_cache_bytes", "dns_cache_bytes_max", "dns_cache_bytes_allocated",
+                "dns_cache_budget_groups"]
         self.assertEqual(list(connscope.Stats.__dataclass_fields__), want)
         self.assertEqual([name for name, _ in connscope._ffi.Stats._fields_[1:]], want)
 

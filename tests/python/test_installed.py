@@ -10,7 +10,7 @@ CONNSCOPE_LIBRARY, no LD_LIBRARY_PATH) imports connscope and must have
 mapped the libconnscope of <destdir><LIBDIR>, through the generated
 _install module's relative path. As root it also starts a Session and
 receives the typed events of a real TCP connect to a loopback listener it
-makes. Without root the install and load are checked, then it exits 77.
+makes, its outcome (established) included. Without root the install and load are checked, then it exits 77.
 """
 
 import os
@@ -57,20 +57,30 @@ with connscope.Session(dns=False, max_latency_ms=5, pids=[me], exclude_self=Fals
         port = listener.getsockname()[1]
         with socket.create_connection(("127.0.0.1", port)) as s:
             fd = s.fileno()
+            local_port = s.getsockname()[1]
             connect = tcp = None
+            outcomes = []
             end = time.monotonic() + 5
-            while (connect is None or tcp is None) and time.monotonic() < end:
+            while (connect is None or tcp is None or not outcomes) and time.monotonic() < end:
                 for ev in session.poll(0.05):
                     if isinstance(ev, connscope.SecuritySocketConnect) and ev.sockfd == fd:
                         connect = connect or ev
                     elif isinstance(ev, connscope.NetTcpConnect) and ev.dst_port == port:
                         tcp = tcp or ev
+                    elif (isinstance(ev, connscope.ConnectOutcome) and connect is not None
+                          and ev.connect_id == connect.connect_id):
+                        outcomes.append(ev)
 check(connect is not None, f"no SecuritySocketConnect for the connect to port {port}")
 check(tcp is not None, f"no NetTcpConnect for the connect to port {port}")
+check(len(outcomes) == 1, f"no ConnectOutcome for the connect to port {port}")
+outcome = outcomes[0]
+check((outcome.outcome, outcome.result, outcome.local_addr)
+      == ("established", 0, {"family": "AF_INET", "ip": "127.0.0.1", "port": local_port}), outcome)
+check(tcp.connect_id == connect.connect_id and outcome.seq > tcp.seq > connect.seq, (connect, tcp, outcome))
 check((connect.pid, connect.type, connect.remote_addr)
       == (me, "SOCK_STREAM", {"family": "AF_INET", "ip": "127.0.0.1", "port": port}), connect)
 check((tcp.pid, tcp.sockfd, tcp.dst_ip, tcp.results) == (me, fd, "127.0.0.1", []), tcp)
-print(f"events: {connect.event} and {tcp.event} to 127.0.0.1:{port}")
+print(f"events: {connect.event}, {tcp.event} and {outcome.event} ({outcome.outcome}) to 127.0.0.1:{port}")
 """
 
 

@@ -5,14 +5,17 @@
 usage: test_main.py path/to/connscope-trace
 
 Both run at once, filtered to this process's pid, while it makes real
-connects (TCP and UDP over IPv4 and IPv6, a UNIX path); every event line
-must be the same bytes in both outputs once the timestamp (each program's
-own BPF hook reads the clock) is set aside, and the stats records must have
-the same keys in the same order. SIGINT and SIGTERM stop it with the stats
+connects (TCP and UDP over IPv4 and IPv6, a refused TCP connect, a UNIX
+path); every event line must be the same bytes in both outputs once what each
+session numbers or times itself (timestamp, seq, connect_id, duration_ns:
+each program's own BPF hooks read the clock and count) is set aside, and the
+stats records must have the same keys in the same order. The keys of each
+record are pinned: they are the JSON contract. SIGINT and SIGTERM stop it with the stats
 record. The option and help checks need no root; the rest do (exits 77 when
 run as a non-root script).
 """
 
+import errno
 import json
 import os
 import re
@@ -28,7 +31,29 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 TRACE = None  # connscope-trace, from argv
 ROOT = os.geteuid() == 0
-TIMESTAMP = re.compile(r'"timestamp":(\d+)')
+# What each session counts or times on its own: set aside to compare the outputs.
+OWN_NUMBERS = re.compile(r'"(timestamp|seq|connect_id|duration_ns)":(\d+)')
+
+# The JSON contract (lib/records/format.cpp): every record's keys, in order.
+PROCESS_KEYS = ["timestamp", "pid", "tid", "ppid", "uid", "gid", "comm", "cgroup_id", "mnt_ns",
+                "net_ns", "pid_ns", "user_ns", "uts_ns", "ipc_ns", "cgroup_ns"]
+CONTRACT_KEYS = {
+    "security_socket_connect": ["event", "schema", "seq", "connect_id", *PROCESS_KEYS, "sockfd", "type",
+                                "remote_addr", "toctou", "via", "late"],
+    "net_tcp_connect": ["event", "schema", "seq", "connect_id", *PROCESS_KEYS, "sockfd", "dst_ip",
+                        "dst_port", "results", "via"],
+    "connect_outcome": ["event", "schema", "seq", "connect_id", "timestamp", "pid", "tid", "via",
+                        "outcome", "result", "error", "lsm", "lsm_error", "tcp", "tcp_error",
+                        "duration_ns", "local_addr", "socket_cookie"],
+    "health": ["event", "schema", "seq", "kind", "what", "message", "timestamp"],
+    "stats": ["event", "schema", "events", "lost", "tcp_events", "dns_messages", "lost_ring_connect",
+              "lost_ring_dns", "dns_truncated", "dns_malformed", "dns_tcp_dropped_bytes",
+              "decode_errors", "dns_names_evicted", "callback_errors", "canaries_sent",
+              "canaries_missed", "links_detached", "reattachments", "unwatched_ns", "outcomes",
+              "lost_ring_outcome", "dns_dropped_reserve", "dns_evicted_budget", "dns_evicted_global",
+              "dns_expired", "dns_cache_entries", "dns_cache_bytes", "dns_cache_bytes_max",
+              "dns_cache_bytes_allocated", "dns_cache_budget_groups", "backend"],
+}
 
 
 def python_cli(*args):
@@ -68,7 +93,7 @@ class Tracer:
 
 
 def make_connects():
-    """Connects of several kinds from this process; returns the ports used."""
+    """Connects of several kinds from this process; returns the TCP ports used, in order."""
     ports = []
     for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
         with socket.socket(family, socket.SOCK_STREAM) as listener:
@@ -77,6 +102,12 @@ def make_connects():
             port = listener.getsockname()[1]
             with socket.socket(family, socket.SOCK_STREAM) as s:
                 s.connect((host, port))
+            ports.append(port)
+        if family == socket.AF_INET:
+            # The listener is gone: refused.
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                if s.connect_ex((host, port)) == 0:
+                    raise AssertionError(f"a connect to the closed port {port} succeeded")
             ports.append(port)
         with socket.socket(family, socket.SOCK_DGRAM) as s:
             s.connect((host, 9))
@@ -103,8 +134,28 @@ def json_lines(test, out: bytes, who: str):
         obj = json.loads(text)
         test.assertIsInstance(obj, dict, text)
         test.assertEqual(next(iter(obj)), "event", f"{who}: 'event' is not the first key: {text}")
+        test.assertEqual(list(obj.items())[1], ("schema", 1), f"{who}: 'schema' is not the second key: {text}")
+        if obj["event"] in CONTRACT_KEYS:
+            test.assertEqual(list(obj), CONTRACT_KEYS[obj["event"]], f"{who}: {text}")
         pairs.append((text, obj))
     return pairs
+
+
+def check_numbering(test, objects, who):
+    """seq counts every event up by one; connect_id joins each record with its connect."""
+    seqs = [o["seq"] for o in objects]
+    test.assertEqual(seqs, list(range(seqs[0], seqs[0] + len(seqs))), f"{who}: seq has gaps")
+    connects = {}
+    for o in objects:
+        if o["event"] == "security_socket_connect":
+            test.assertNotIn(o["connect_id"], connects, f"{who}: connect_id used twice: {o}")
+            connects[o["connect_id"]] = o
+        else:
+            c = connects.get(o["connect_id"])
+            test.assertIsNotNone(c, f"{who}: no connect before {o}")
+            test.assertEqual((o["pid"], o["tid"], o["via"]), (c["pid"], c["tid"], c["via"]))
+    outcomes = [o["connect_id"] for o in objects if o["event"] == "connect_outcome"]
+    test.assertEqual(sorted(outcomes), sorted(connects), f"{who}: not one outcome per connect")
 
 
 class OptionTest(unittest.TestCase):
@@ -168,11 +219,14 @@ class SameOutputTest(unittest.TestCase):
         self.assertEqual(py_stats["events"],
                          len([o for o in events if o["event"] == "security_socket_connect"]))
         self.assertEqual(py_stats["tcp_events"], len([o for o in events if o["event"] == "net_tcp_connect"]))
+        self.assertEqual(py_stats["outcomes"], len([o for o in events if o["event"] == "connect_outcome"]))
         self.assertEqual(py_stats["lost"], 0)
+        check_numbering(self, events, "python")
+        check_numbering(self, [o for _, o in c_lines[:-1]], "connscope-trace")
 
-        # The event lines: byte for byte once the timestamps are set aside.
+        # The event lines: byte for byte once each session's own numbers are set aside.
         def masked(lines):
-            return [TIMESTAMP.sub('"timestamp":0', text) for text, _ in lines[:-1]]
+            return [OWN_NUMBERS.sub(r'"\1":0', text) for text, _ in lines[:-1]]
 
         self.assertEqual(masked(py_lines), masked(c_lines))
         print(f"\ncli: {len(events)} event lines the same in both ({sorted(kinds_seen(events))}), "
@@ -181,9 +235,15 @@ class SameOutputTest(unittest.TestCase):
             self.assertEqual(list(p), list(q))
             self.assertLess(abs(p["timestamp"] - q["timestamp"]), 10**9, (p, q))
         kinds = {o["event"] for o in events}
-        self.assertEqual(kinds, {"security_socket_connect", "net_tcp_connect"})
+        self.assertEqual(kinds, {"security_socket_connect", "net_tcp_connect", "connect_outcome"})
         tcp_ports = [o["dst_port"] for o in events if o["event"] == "net_tcp_connect"]
         self.assertEqual(tcp_ports, ports, "the TCP connects are not all there, in order")
+        # Their outcomes, in the same order: established, refused, established.
+        tcp_ids = [o["connect_id"] for o in events if o["event"] == "net_tcp_connect"]
+        by_id = {o["connect_id"]: o for o in events if o["event"] == "connect_outcome"}
+        self.assertEqual([(by_id[i]["outcome"], by_id[i]["result"], by_id[i]["error"]) for i in tcp_ids],
+                         [("established", 0, ""), ("refused", -errno.ECONNREFUSED, "ECONNREFUSED"), ("established", 0, "")])
+        self.assertEqual(by_id[tcp_ids[0]]["local_addr"]["family"], "AF_INET")
         families = {o["remote_addr"]["family"] for o in events if o["event"] == "security_socket_connect"}
         gaps = [line for line in c_err.splitlines() if " does not see " in line]
         unix_seen = not any("unix" in line.lower() for line in gaps)
@@ -195,8 +255,8 @@ class SameOutputTest(unittest.TestCase):
 
 @unittest.skipUnless(ROOT, "needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN)")
 class SignalTest(unittest.TestCase):
-    def stop_with(self, signum):
-        tracer = Tracer(python_cli("--pid", str(os.getpid())))
+    def stop_with(self, signum, *args):
+        tracer = Tracer(python_cli("--pid", str(os.getpid()), *args))
         tracer.wait_watching()
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.connect(("127.0.0.1", 9))
@@ -206,15 +266,26 @@ class SignalTest(unittest.TestCase):
         self.assertEqual(rc, 0, err)
         lines = json_lines(self, out, "python")
         self.assertEqual(lines[-1][1]["event"], "stats")
-        self.assertEqual([o["event"] for _, o in lines[:-1]], ["security_socket_connect"])
-        self.assertEqual(lines[-1][1]["events"], 1)
         self.assertNotIn("Traceback", err)
+        return [o for _, o in lines]
 
     def test_sigint(self):
-        self.stop_with(signal.SIGINT)
+        records = self.stop_with(signal.SIGINT)
+        self.assertEqual([o["event"] for o in records[:-1]], ["security_socket_connect", "connect_outcome"])
+        connect, outcome, stats = records
+        self.assertEqual(outcome["connect_id"], connect["connect_id"])
+        self.assertGreater(outcome["seq"], connect["seq"])
+        self.assertEqual((outcome["outcome"], outcome["result"], outcome["tcp"]), ("connected", 0, "none"))
+        self.assertEqual((stats["events"], stats["outcomes"]), (1, 1))
+
+    def test_no_outcomes(self):
+        records = self.stop_with(signal.SIGINT, "--no-outcomes")
+        self.assertEqual([o["event"] for o in records[:-1]], ["security_socket_connect"])
+        self.assertEqual((records[-1]["events"], records[-1]["outcomes"]), (1, 0))
 
     def test_sigterm(self):
-        self.stop_with(signal.SIGTERM)
+        records = self.stop_with(signal.SIGTERM)
+        self.assertEqual([o["event"] for o in records[:-1]], ["security_socket_connect", "connect_outcome"])
 
 
 @unittest.skipUnless(ROOT, "needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN)")

@@ -94,6 +94,21 @@ class SessionTest(unittest.TestCase):
         fd, pid = sock.fileno(), os.getpid()
         return lambda ev: ev.pid == pid and ev.sockfd == fd
 
+    def outcome_of(self, ev, timeout=5.0):
+        """The ConnectOutcome of the connect event ev (the same connect_id), checked against it."""
+        out, _ = self.wait_for(lambda o: o.connect_id == ev.connect_id, kind=connscope.ConnectOutcome,
+                               timeout=timeout)
+        self.assertEqual(out.event, "connect_outcome")
+        self.assertEqual(out.schema, 1)
+        self.assertEqual((out.pid, out.tid, out.via), (ev.pid, ev.tid, ev.via))
+        self.assertGreater(out.seq, ev.seq, "the outcome is numbered before its connect")
+        self.assertEqual(out.sequence, out.seq)
+        self.assertEqual(out.timestamp_ns, out.timestamp)
+        self.assertGreaterEqual(out.timestamp, ev.timestamp)
+        self.assertLess(out.duration_ns, 10 * 10**9)
+        self.assertIn(out.lsm, ("allowed", "denied", "unknown"))
+        return out
+
     def check_process(self, ev, tid=None, comm=None):
         self.assertEqual(ev.pid, os.getpid())
         self.assertEqual(ev.tid, tid if tid is not None else threading.get_native_id())
@@ -122,9 +137,16 @@ class SessionTest(unittest.TestCase):
             port = listener.getsockname()[1]
             with socket.socket(family, socket.SOCK_STREAM) as s:
                 s.connect((host, port))
+                local_port = s.getsockname()[1]
                 ev, seen = self.wait_for(self.mine(s))
                 tcp, seen2 = self.wait_for(self.mine(s), kind=connscope.NetTcpConnect)
+                out = self.outcome_of(ev)
         self.assertEqual(ev.event, "security_socket_connect")
+        self.assertEqual(ev.schema, 1)
+        self.assertNotEqual(ev.connect_id, 0)
+        self.assertGreater(ev.seq, 0)
+        self.assertEqual(ev.sequence, ev.seq)
+        self.assertFalse(ev.late)
         self.check_process(ev)
         self.assertEqual(ev.type, "SOCK_STREAM")
         self.assertEqual(ev.remote_addr, {"family": "AF_INET" if family == socket.AF_INET else "AF_INET6",
@@ -135,21 +157,46 @@ class SessionTest(unittest.TestCase):
         self.check_process(tcp)
         self.assertEqual((tcp.dst_ip, tcp.dst_port, tcp.results, tcp.via), (host, port, [], "connect"))
         self.assertEqual(tcp.timestamp, ev.timestamp)
-        # The TCP event comes right after its connect event.
+        # The TCP event comes right after its connect event, with the next number.
         everything = seen + seen2
         self.assertEqual(everything.index(tcp), everything.index(ev) + 1)
+        self.assertEqual((tcp.connect_id, tcp.seq), (ev.connect_id, ev.seq + 1))
+        # A blocking connect to a listener: the handshake completed.
+        self.assertEqual((out.outcome, out.result, out.error, out.tcp, out.tcp_error),
+                         ("established", 0, "", "established", 0))
+        self.assertGreater(out.seq, tcp.seq)
+        self.assertEqual(out.local_addr, {"family": ev.remote_addr["family"], "ip": host, "port": local_port})
+        self.assertNotEqual(out.socket_cookie, 0)
 
     def udp(self, family, host):
         with socket.socket(family, socket.SOCK_DGRAM) as s:
             s.connect((host, 9))
+            local_port = s.getsockname()[1]
             ev, seen = self.wait_for(self.mine(s))
-            seen += self.session.poll(0.05)
+            out = self.outcome_of(ev)
+            seen += self.backlog + self.session.poll(0.05)
+            self.backlog = []
+        self.assertEqual((out.outcome, out.result, out.error, out.tcp), ("connected", 0, "", "none"))
+        self.assertEqual(out.local_addr, {"family": ev.remote_addr["family"], "ip": host, "port": local_port})
         self.check_process(ev)
         self.assertEqual(ev.type, "SOCK_DGRAM")
         self.assertEqual(ev.remote_addr["ip"], host)
         self.assertEqual(ev.remote_addr["port"], 9)
         self.assertFalse([e for e in seen if isinstance(e, connscope.NetTcpConnect)
                           and e.pid == os.getpid() and e.dst_port == 9], "UDP made a NetTcpConnect")
+
+    def test_cgroup_scope_is_reported(self):
+        if self.info.cgroup_root:
+            self.assertIn("cgroup id", self.info.cgroup_scope)
+        else:
+            self.assertTrue(self.info.cgroup_scope.startswith("none: "), self.info.cgroup_scope)
+
+    def test_cgroup_root_not_on_cgroup2_is_refused(self):
+        with self.assertRaises(connscope.Error) as ctx:
+            connscope.Session(cgroup_root="/proc", liveness_interval_ms=None)
+        self.assertEqual(ctx.exception.code, -errno.EINVAL)
+        self.assertIn("/proc is not on cgroup v2", ctx.exception.message)
+        self.assertIn("--cgroup-root", ctx.exception.message)
 
     def test_tcp_ipv4(self):
         self.tcp(socket.AF_INET, "127.0.0.1")
@@ -162,6 +209,36 @@ class SessionTest(unittest.TestCase):
 
     def test_udp_ipv6(self):
         self.udp(socket.AF_INET6, "::1")
+
+    def test_outcome_refused(self):
+        # A loopback port nobody listens on: the peer answers with a reset.
+        with socket.socket() as free:
+            free.bind(("127.0.0.1", 0))
+            port = free.getsockname()[1]
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            with self.assertRaises(ConnectionRefusedError):
+                s.connect(("127.0.0.1", port))
+            ev, _ = self.wait_for(self.mine(s))
+            out = self.outcome_of(ev)
+        self.assertEqual(ev.remote_addr, {"family": "AF_INET", "ip": "127.0.0.1", "port": port})
+        self.assertEqual((out.outcome, out.result, out.error), ("refused", -errno.ECONNREFUSED, "ECONNREFUSED"))
+        self.assertEqual((out.tcp, out.tcp_error), ("refused", errno.ECONNREFUSED))
+
+    def test_outcome_of_a_nonblocking_connect(self):
+        # connect(2) returns -EINPROGRESS; the outcome waits for the handshake's end.
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(1)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.setblocking(False)
+                rc = s.connect_ex(listener.getsockname())
+                ev, _ = self.wait_for(self.mine(s))
+                out = self.outcome_of(ev)
+        if rc == 0:
+            self.skipTest("the loopback connect completed at once")
+        self.assertEqual(rc, errno.EINPROGRESS)
+        self.assertEqual((out.outcome, out.result, out.error, out.tcp),
+                         ("established", -errno.EINPROGRESS, "EINPROGRESS", "established"))
 
     def skip_unless_unix(self):
         if any("unix" in gap.lower() for gap in self.info.gaps):
@@ -177,11 +254,13 @@ class SessionTest(unittest.TestCase):
                 with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
                     s.connect(path)
                     ev, seen = self.wait_for(self.mine(s))
+                    out = self.outcome_of(ev)
         self.check_process(ev)
         self.assertEqual(ev.type, "SOCK_STREAM")
         self.assertEqual(ev.remote_addr, {"family": "AF_UNIX", "path": path})
         self.assertFalse([e for e in seen if isinstance(e, connscope.NetTcpConnect)
                           and e.pid == os.getpid()], "a UNIX connect made a NetTcpConnect")
+        self.assertEqual((out.outcome, out.result, out.tcp, out.local_addr), ("connected", 0, "none", None))
 
     def test_unix_abstract_dgram(self):
         self.skip_unless_unix()
@@ -219,10 +298,13 @@ class SessionTest(unittest.TestCase):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.connect(("127.0.0.1", 9))
             self.wait_for(self.mine(s))
+            self.wait_for(lambda o: o.pid == os.getpid(), kind=connscope.ConnectOutcome)
         after = self.session.stats()
         self.assertGreater(after.events, before.events)
+        self.assertGreater(after.outcomes, before.outcomes)
         # lost counts ring records only; the DNS and callback counters are apart.
-        self.assertEqual(after.lost, after.lost_ring_connect + after.lost_ring_dns + after.decode_errors)
+        self.assertEqual(after.lost, after.lost_ring_connect + after.lost_ring_dns + after.lost_ring_outcome
+                         + after.decode_errors)
 
     def test_backend(self):
         self.assertIn(self.info.name, ("lsm", "fentry", "kprobe", "cgroup", "tracepoint"))
@@ -245,7 +327,8 @@ class SessionTest(unittest.TestCase):
                 while not found and time.monotonic() < end:
                     # The fd turns readable within max_latency (5 ms here) of an event.
                     if sel.select(timeout=1.0):
-                        found = [e for e in self.session.consume() if self.mine(s)(e)]
+                        found = [e for e in self.session.consume()
+                                 if isinstance(e, connscope.SecuritySocketConnect) and self.mine(s)(e)]
             self.assertTrue(found, "the connect never came through select() + consume()")
 
     def test_callback_exception_is_raised_by_poll(self):
@@ -262,6 +345,30 @@ class SessionTest(unittest.TestCase):
                             session.poll(0.05)
             finally:
                 connscope._connect_event = original
+
+    def test_outcomes_off(self):
+        me = os.getpid()
+        with connscope.Session(dns=False, max_latency_ms=5, pids=[me], exclude_self=False,
+                               outcomes=False) as session:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+                listener.bind(("127.0.0.1", 0))
+                listener.listen(1)
+                socket.create_connection(listener.getsockname()).close()
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.connect(("127.0.0.1", 9))
+                fd = s.fileno()
+            events, end = [], time.monotonic() + 5
+            # The UDP connect comes last; past it, an outcome would have come already.
+            while not [e for e in events if isinstance(e, connscope.SecuritySocketConnect)
+                       and e.type == "SOCK_DGRAM" and e.sockfd == fd] and time.monotonic() < end:
+                events += session.poll(0.05)
+            events += session.poll(0.2)
+            st = session.stats()
+        kinds = [type(e).__name__ for e in events]
+        self.assertIn("SecuritySocketConnect", kinds)
+        self.assertIn("NetTcpConnect", kinds)
+        self.assertNotIn("ConnectOutcome", kinds)
+        self.assertEqual((st.outcomes, st.lost_ring_outcome), (0, 0))
 
     def test_closed_session_raises(self):
         session = connscope.Session(dns=False)
@@ -285,6 +392,11 @@ class BothForms(connscope.Session):
                 connscope._json_text(lambda buf, n: self._lib.connscope_tcp_connect_event_json(ev, buf, n),
                                      self._check), ev)
 
+    def _convert_outcome(self, ev):
+        return (connscope._outcome_event(ev.contents),
+                connscope._json_text(lambda buf, n: self._lib.connscope_outcome_event_json(ev, buf, n),
+                                     self._check), ev)
+
 
 @unittest.skipUnless(ROOT, "needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN)")
 class JsonAgreementTest(unittest.TestCase):
@@ -298,7 +410,11 @@ class JsonAgreementTest(unittest.TestCase):
                     with socket.socket(family, socket.SOCK_STREAM) as listener:
                         listener.bind((host, 0))
                         listener.listen(1)
-                        socket.create_connection(listener.getsockname()[:2]).close()
+                        port = listener.getsockname()[1]
+                        socket.create_connection((host, port)).close()
+                    # The port is free again: refused, an outcome with an errno's name.
+                    with socket.socket(family, socket.SOCK_STREAM) as s:
+                        self.assertNotEqual(s.connect_ex((host, port)), 0)
                     with socket.socket(family, socket.SOCK_DGRAM) as s:
                         s.connect((host, 9))
                 path = os.path.join(d, "s.sock")
@@ -307,15 +423,28 @@ class JsonAgreementTest(unittest.TestCase):
                     listener.listen(1)
                     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
                         s.connect(path)
+
+            def outcomes():
+                return [p[0] for p in pairs if isinstance(p[0], connscope.ConnectOutcome)]
+
+            # 2 x (2 TCP + 1 UDP) connects over IP, each with its outcome.
             pairs, end = [], time.monotonic() + 5
-            while len({type(p[0]) for p in pairs}) < 2 or len(pairs) < 6:
+            while len(outcomes()) < 6 and time.monotonic() < end:
                 pairs += session.poll(0.05)
-                if time.monotonic() > end:
-                    break
-            self.assertGreaterEqual(len(pairs), 6, pairs)
+            pairs += session.poll(0.1)  # the UNIX connect's, where the backend sees it
+            self.assertGreaterEqual(len(pairs), 14, pairs)
+            self.assertEqual({type(p[0]) for p in pairs},
+                             {connscope.SecuritySocketConnect, connscope.NetTcpConnect,
+                              connscope.ConnectOutcome})
+            self.assertTrue({"established", "refused", "connected"} <= {o.outcome for o in outcomes()},
+                            outcomes())
+            self.assertIn("ECONNREFUSED", {o.error for o in outcomes()})
             for ev, text, _ in pairs:
                 with self.subTest(event=text):
                     self.assertEqual(list(ev.to_dict().items()), list(json.loads(text).items()))
+            # Every event has its own number, in delivery order.
+            seqs = [p[0].seq for p in pairs]
+            self.assertEqual(seqs, list(range(seqs[0], seqs[0] + len(seqs))))
             # Outside its callback an event is refused, not read.
             _, _, stale = pairs[0]
             rc = session._lib.connscope_connect_event_json(stale, None, 0)
@@ -401,8 +530,8 @@ class ErrorTest(unittest.TestCase):
             self.assertGreaterEqual(st.canaries_sent, 3)
             self.assertEqual((st.canaries_missed, st.links_detached, st.reattachments), (0, 0, 0))
             self.assertEqual([e for e in events if isinstance(e, connscope.HealthEvent)], [])
-            mine = [e for e in events if getattr(e, "pid", None) == os.getpid() and e.type == "SOCK_DGRAM"]
-            self.assertEqual(mine, [], "a canary reached the caller")
+            mine = [e for e in events if getattr(e, "pid", None) == os.getpid()]
+            self.assertEqual(mine, [], "a canary (or its outcome) reached the caller")
             self.assertIn('"canaries_sent":', s.stats_json())
         with self.assertRaises(connscope.Error) as cm:
             connscope.Session(liveness_interval_ms=500)
@@ -420,6 +549,28 @@ class ErrorTest(unittest.TestCase):
         a = connscope._ffi.Address(size=ctypes.sizeof(connscope._ffi.Address), kind=connscope._ffi.ADDR_UNKNOWN,
                                    family=0, addrlen=16, family_name=b"AF_UNSPEC")
         self.assertEqual(connscope._address(a), {"family": "AF_UNSPEC", "addrlen": 16})
+
+    def test_outcome_conversion(self):
+        # No result known (io_uring), no local address: None for both.
+        ffi = connscope._ffi
+        ev = ffi.OutcomeEvent(size=ctypes.sizeof(ffi.OutcomeEvent), pid=7, tid=8, connect_id=5, sequence=9,
+                              timestamp_ns=10, duration_ns=11, via=ffi.VIA_IO_URING, via_name=b"io_uring",
+                              result_known=0, result=0, lsm=ffi.LSM_UNKNOWN, lsm_name=b"unknown",
+                              tcp=ffi.TCP_TIMED_OUT, tcp_error=errno.ETIMEDOUT, tcp_name=b"timed_out",
+                              outcome_name=b"timed_out", socket_cookie=12)
+        out = connscope._outcome_event(ev)
+        self.assertIs(connscope.OutcomeEvent, connscope.ConnectOutcome)
+        self.assertEqual(list(out.to_dict().items()), [
+            ("event", "connect_outcome"), ("schema", 1), ("seq", 9), ("connect_id", 5), ("timestamp", 10),
+            ("pid", 7), ("tid", 8), ("via", "io_uring"), ("outcome", "timed_out"), ("result", None),
+            ("error", ""), ("lsm", "unknown"), ("lsm_error", 0), ("tcp", "timed_out"),
+            ("tcp_error", errno.ETIMEDOUT), ("duration_ns", 11), ("local_addr", None), ("socket_cookie", 12)])
+        self.assertEqual((out.sequence, out.timestamp_ns), (9, 10))
+        # A known failure: the errno's name as glibc gives it (EOPNOTSUPP, not Python's ENOTSUP).
+        ev.result_known, ev.result = 1, -errno.EOPNOTSUPP
+        self.assertEqual((connscope._outcome_event(ev).result, connscope._outcome_event(ev).error),
+                         (-errno.EOPNOTSUPP, "EOPNOTSUPP"))
+        self.assertEqual((connscope.TCP_TIMED_OUT, connscope.LSM_DENIED, connscope.OUTCOMES_OFF), (3, 2, 2))
 
     def test_log_levels(self):
         self.assertEqual([int(x) for x in connscope.LogLevel], [1, 2, 3, 4])

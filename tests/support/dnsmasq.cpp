@@ -77,7 +77,8 @@ ssize_t udp_exchange(int fd, const sockaddr_in &server, const std::vector<std::u
     return -1;
 }
 
-Dnsmasq::Dnsmasq(const std::vector<std::string> &config, int cpu) : dir_(make_temp_dir())
+Dnsmasq::Dnsmasq(const std::vector<std::string> &config, int cpu, std::uint16_t port)
+    : dir_(make_temp_dir()), port_(port)
 {
     try {
         start(config, cpu);
@@ -91,13 +92,13 @@ Dnsmasq::~Dnsmasq() { stop(); }
 
 // A fresh address per instance: no TIME_WAIT or late packet of one case
 // reaches the next. Skips addresses someone already serves on.
-std::string Dnsmasq::next_address()
+std::string Dnsmasq::next_address(std::uint16_t port)
 {
     static int counter = 0;
     for (int tries = 0; tries < 40; ++tries) {
         std::string ip = run_ip(10 + (counter++ % 40));
         int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-        auto sin = inet4(ip, 53);
+        auto sin = inet4(ip, port);
         bool free = ::bind(fd, reinterpret_cast<sockaddr *>(&sin), sizeof(sin)) == 0;
         ::close(fd);
         if (free)
@@ -108,7 +109,7 @@ std::string Dnsmasq::next_address()
 
 void Dnsmasq::start(const std::vector<std::string> &config, int cpu)
 {
-    address_ = next_address();
+    address_ = next_address(port_);
     std::string conf = dir_ + "/dnsmasq.conf", log = dir_ + "/dnsmasq.log";
     std::string text;
     for (const auto &line : config)
@@ -122,7 +123,7 @@ void Dnsmasq::start(const std::vector<std::string> &config, int cpu)
                                   "--bind-interfaces",
                                   "--no-resolv",
                                   "--no-hosts",
-                                  "--port=53",
+                                  "--port=" + std::to_string(port_),
                                   "--pid-file=",
                                   "--user=root",
                                   "--log-facility=-"};
@@ -181,7 +182,7 @@ void Dnsmasq::start(const std::vector<std::string> &config, int cpu)
     stop_fd_ = pipefd[1];
     // Ready when it answers.
     int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    auto server = inet4(address_, 53);
+    auto server = inet4(address_, port_);
     auto q = dns_query(0x5eed, "ready.connscope.test", 1);
     std::uint8_t buf[512];
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);

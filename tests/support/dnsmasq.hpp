@@ -7,7 +7,10 @@
 // the [dns] cases warn and return.
 #pragma once
 
+#include "support/harness.hpp"
+
 #include <cstddef>
+#include <linux/capability.h>
 #include <cstdint>
 #include <string>
 #include <sys/types.h>
@@ -20,12 +23,22 @@ inline constexpr const char *kDnsmasq = "/usr/sbin/dnsmasq";
 
 bool have_dnsmasq();
 
-#define SKIP_WITHOUT_DNSMASQ()                                                                   \
+#define SKIP_WITHOUT_DNSMASQ_BINARY()                                                            \
     do {                                                                                         \
         if (!testing::have_dnsmasq()) {                                                          \
             WARN(testing::kDnsmasq << " is missing: [dns] case skipped (install dnsmasq-base)"); \
             return;                                                                              \
         }                                                                                        \
+    } while (0)
+
+// The usual [dns] case: dnsmasq on port 53 (CAP_NET_BIND_SERVICE) and a
+// client with its own /etc/resolv.conf in a mount namespace (CAP_SYS_ADMIN),
+// more than a Session needs: without them (the caps suite) it warns and returns.
+#define SKIP_WITHOUT_DNSMASQ()                                                                   \
+    do {                                                                                         \
+        SKIP_WITHOUT_DNSMASQ_BINARY();                                                           \
+        SKIP_WITHOUT_CAPABILITY(CAP_NET_BIND_SERVICE, "dnsmasq on port 53");                     \
+        SKIP_WITHOUT_CAPABILITY(CAP_SYS_ADMIN, "a resolv.conf of the client's own");             \
     } while (0)
 
 // This run's own loopback block 127.A.B.0/24 (A in 64..191), so that concurrent
@@ -45,21 +58,25 @@ ssize_t udp_exchange(int fd, const sockaddr_in &server, const std::vector<std::u
 // cpu >= 0 pins it to that CPU.
 class Dnsmasq {
 public:
-    explicit Dnsmasq(const std::vector<std::string> &config, int cpu = -1);
+    // port: where it answers (53, or a port >= 1024 a process without
+    // CAP_NET_BIND_SERVICE can bind; give the Session that port in DnsOptions::ports).
+    explicit Dnsmasq(const std::vector<std::string> &config, int cpu = -1, std::uint16_t port = 53);
     ~Dnsmasq();
     Dnsmasq(const Dnsmasq &) = delete;
     Dnsmasq &operator=(const Dnsmasq &) = delete;
 
     const std::string &address() const { return address_; }
+    std::uint16_t port() const { return port_; }
 
 private:
-    static std::string next_address();
+    static std::string next_address(std::uint16_t port);
     void start(const std::vector<std::string> &config, int cpu);
     void stop();
     void remove_files() const;
 
     std::string dir_;
     std::string address_;
+    std::uint16_t port_ = 53;
     pid_t pid_ = -1; // the watcher
     int stop_fd_ = -1;
 };

@@ -39,6 +39,25 @@ std::string cgroup2_mount()
     return {};
 }
 
+bool has_capability(int cap)
+{
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("CapEff:", 0) == 0)
+            return (std::stoull(line.substr(7), nullptr, 16) >> cap) & 1;
+    return false;
+}
+
+std::string missing_capabilities()
+{
+    std::string out;
+    for (auto [cap, name] : {std::pair<int, const char *>{39, "CAP_BPF"}, {38, "CAP_PERFMON"}, {12, "CAP_NET_ADMIN"}})
+        if (!has_capability(cap))
+            out += (out.empty() ? "" : ", ") + std::string(name);
+    return out;
+}
+
 std::string own_cgroup_path()
 {
     std::ifstream in("/proc/self/cgroup");

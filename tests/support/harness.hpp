@@ -47,6 +47,7 @@ inline connscope::Options own_options()
 struct Recorder {
     std::vector<connscope::SecuritySocketConnect> connects;
     std::vector<connscope::NetTcpConnect> tcp;
+    std::vector<connscope::ConnectOutcome> outcomes;
     connscope::Session session;
 
     explicit Recorder(connscope::Options options = test_options())
@@ -67,6 +68,13 @@ struct Recorder {
                                              std::chrono::milliseconds timeout = std::chrono::seconds(5))
     {
         return wait_in(tcp, pred, timeout);
+    }
+
+    // Likewise for the ConnectOutcome events.
+    const connscope::ConnectOutcome *wait_outcome(const std::function<bool(const connscope::ConnectOutcome &)> &pred,
+                                                  std::chrono::milliseconds timeout = std::chrono::seconds(5))
+    {
+        return wait_in(outcomes, pred, timeout);
     }
 
 private:
@@ -90,6 +98,7 @@ private:
             o.backends = backend_under_test();
         o.on_connect = [self](const connscope::SecuritySocketConnect &ev) { self->connects.push_back(ev); };
         o.on_tcp_connect = [self](const connscope::NetTcpConnect &ev) { self->tcp.push_back(ev); };
+        o.on_outcome = [self](const connscope::ConnectOutcome &ev) { self->outcomes.push_back(ev); };
         return o;
     }
 };
@@ -107,6 +116,18 @@ inline bool backend_misses(const connscope::Session &session, const std::string 
     return false;
 }
 
+// The event as JSON without what differs between two backends' records of
+// one connect: the timestamp, toctou, and the Session's own numbering.
+inline std::string comparable(const connscope::SecuritySocketConnect &ev)
+{
+    connscope::SecuritySocketConnect copy = ev;
+    copy.process.timestamp_ns = 0;
+    copy.toctou = false;
+    copy.connect_id = 0;
+    copy.sequence = 0;
+    return connscope::to_json(copy);
+}
+
 // The remote endpoint if ev is an AF_INET/AF_INET6 connect.
 const connscope::InetEndpoint *inet(const connscope::SecuritySocketConnect &ev);
 
@@ -121,6 +142,23 @@ inline auto udp_port(std::uint16_t port, std::uint32_t pid = self_pid())
 
 // Where the cgroup v2 hierarchy is mounted ("" if nowhere).
 std::string cgroup2_mount();
+
+// Whether this process holds a capability (CAP_*) in its effective set.
+bool has_capability(int cap);
+
+// Which of CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN this process lacks, comma-separated; "" when none.
+std::string missing_capabilities();
+
+// For a case that needs more than the documented capabilities (a network or
+// mount namespace, another user's identity): warns naming what and returns.
+#define SKIP_WITHOUT_CAPABILITY(cap, why)                                                              \
+    do {                                                                                               \
+        if (!testing::has_capability(cap)) {                                                           \
+            WARN(#cap " is missing (" why "): skipped; the caps suite runs with only CAP_BPF, "        \
+                 "CAP_PERFMON and CAP_NET_ADMIN");                                                     \
+            return;                                                                                    \
+        }                                                                                              \
+    } while (0)
 
 // This process's cgroup v2 path below that mount ("/..." from /proc/self/cgroup).
 std::string own_cgroup_path();

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <sched.h>
+#include <string>
 #include <unistd.h>
 
 namespace testing {
@@ -25,11 +26,18 @@ public:
         REQUIRE(old_ >= 0);
         REQUIRE(::unshare(CLONE_NEWNET) == 0);
         REQUIRE(loopback_up());
+        set("ipv4/tcp_fastopen", tcp_fastopen);
+    }
+    // Sets /proc/sys/net/<name> of this namespace.
+    void set(const char *name, const char *value)
+    {
         // /proc/sys/net shows the namespace of the task that opens it.
-        int fd = ::open("/proc/sys/net/ipv4/tcp_fastopen", O_WRONLY | O_CLOEXEC);
+        const std::string path = std::string("/proc/sys/net/") + name;
+        int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+        INFO(path);
         REQUIRE(fd >= 0);
-        const auto len = static_cast<ssize_t>(std::strlen(tcp_fastopen));
-        const bool written = ::write(fd, tcp_fastopen, static_cast<std::size_t>(len)) == len;
+        const auto len = static_cast<ssize_t>(std::strlen(value));
+        const bool written = ::write(fd, value, static_cast<std::size_t>(len)) == len;
         ::close(fd);
         REQUIRE(written);
     }

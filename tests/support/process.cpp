@@ -4,7 +4,10 @@
 #include <catch2/catch.hpp>
 
 #include <exception>
+#include <linux/capability.h>
 #include <sched.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -59,6 +62,19 @@ std::string in_child(const std::function<std::string()> &body, int timeout_s)
     REQUIRE(WIFEXITED(status));
     REQUIRE(WEXITSTATUS(status) == 0);
     return out;
+}
+
+bool drop_capability(int cap)
+{
+    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0)
+        return false;
+    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2]{};
+    if (::syscall(SYS_capget, &hdr, data) != 0)
+        return false;
+    for (auto *set : {&data[cap / 32].effective, &data[cap / 32].permitted, &data[cap / 32].inheritable})
+        *set &= ~(1u << (cap % 32));
+    return ::syscall(SYS_capset, &hdr, data) == 0;
 }
 
 void pin_to_cpu(int cpu)

@@ -20,4 +20,8 @@ std::string in_child(const std::function<std::string()> &body, int timeout_s = 2
 // Keeps the calling process on one CPU; does nothing if there is no such CPU.
 void pin_to_cpu(int cpu);
 
+// Drops one capability (CAP_*) from this process's bounding, permitted,
+// effective and inheritable sets; false (errno set) when the kernel refuses.
+bool drop_capability(int cap);
+
 } // namespace testing

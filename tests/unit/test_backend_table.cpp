@@ -30,7 +30,7 @@ TEST_CASE("backend_names() lists the table in auto's order")
         CHECK(table[i].remedy != nullptr);
     }
     CHECK(detail::find_backend("auto") == nullptr);
-    CHECK(names == std::vector<std::string>{"lsm", "fentry", "kprobe", "cgroup", "tracepoint"});
+    CHECK(names == std::vector<std::string>{"fentry", "lsm", "kprobe", "cgroup", "tracepoint"});
 }
 
 TEST_CASE("every program the table names is in the connect object, and every program is named")
@@ -46,6 +46,11 @@ TEST_CASE("every program the table names is in the connect object, and every pro
                 CHECK(bpf_object__find_program_by_name(skel->obj, p.program) != nullptr);
                 named.insert(p.program);
             }
+    for (const auto &p : detail::outcome_program_table()) {
+        INFO("outcome program: " << p.program);
+        CHECK(bpf_object__find_program_by_name(skel->obj, p.program) != nullptr);
+        named.insert(p.program);
+    }
     bpf_program *prog;
     bpf_object__for_each_program(prog, skel->obj)
     {

@@ -5,7 +5,9 @@
 #include "records/decoder.hpp"
 
 #include <arpa/inet.h>
+#include <cerrno>
 #include <cstring>
+#include <tuple>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -39,6 +41,23 @@ cs_connect_record make_connect()
     r.sockfd = 5;
     r.sock_type = SOCK_STREAM;
     r.hook = CS_HOOK_CGROUP;
+    r.connect_id = 42;
+    return r;
+}
+
+cs_outcome_record make_outcome()
+{
+    cs_outcome_record r{};
+    r.hdr.type = CS_REC_OUTCOME;
+    r.hdr.size = sizeof(r);
+    r.hdr.boot_ns = 9000;
+    r.out.connect_id = 42;
+    r.out.attempt_boot_ns = 1000;
+    r.out.end_boot_ns = 3500;
+    r.out.cookie = 4097;
+    r.out.pid = 10;
+    r.out.tid = 11;
+    r.out.via = CS_VIA_CONNECT;
     return r;
 }
 
@@ -231,4 +250,111 @@ TEST_CASE("a connect record says which path it came by, and no unknown one")
         r.via = wire;
         CHECK_FALSE(decode_connect(&r, sizeof(r), 0, ev));
     }
+}
+
+TEST_CASE("a connect record carries its connect id and whether it came late; id 0 is corrupt")
+{
+    auto r = make_connect();
+    SecuritySocketConnect ev;
+    REQUIRE(decode_connect(&r, sizeof(r), 0, ev));
+    CHECK(ev.connect_id == 42);
+    CHECK_FALSE(ev.late);
+    r.flags = CS_CONNECT_LATE | CS_CONNECT_TOCTOU;
+    REQUIRE(decode_connect(&r, sizeof(r), 0, ev));
+    CHECK(ev.late);
+    CHECK(ev.toctou);
+    r.connect_id = 0;
+    CHECK_FALSE(decode_connect(&r, sizeof(r), 0, ev));
+}
+
+TEST_CASE("an outcome record decodes field by field")
+{
+    ConnectOutcome o;
+    SECTION("a refused TCP connect, with the LSM verdict and the local endpoint")
+    {
+        auto r = make_outcome();
+        r.out.flags = CS_OUTCOME_RESULT | CS_OUTCOME_TCP | CS_OUTCOME_LSM_KNOWN | CS_OUTCOME_LOCAL;
+        r.out.result = -ECONNREFUSED;
+        r.out.tcp_state = CS_TCP_CLOSE;
+        r.out.sk_err = ECONNREFUSED;
+        r.out.local_family = AF_INET;
+        r.out.local_port = 40000;
+        const std::uint8_t lo[4] = {127, 0, 0, 1};
+        std::memcpy(r.out.local_addr, lo, 4);
+        REQUIRE(decode_outcome(&r, sizeof(r), 100, o));
+        CHECK(o.connect_id == 42);
+        CHECK(o.timestamp_ns == 3600);
+        CHECK(o.duration_ns == 2500);
+        CHECK(o.pid == 10);
+        CHECK(o.tid == 11);
+        CHECK(o.via == ConnectVia::connect);
+        CHECK(o.result == -ECONNREFUSED);
+        CHECK(o.lsm == LsmVerdict::allowed);
+        CHECK(o.tcp == TcpResult::refused);
+        CHECK(o.tcp_error == ECONNREFUSED);
+        REQUIRE(o.local);
+        CHECK(o.local->ip.to_string() == "127.0.0.1");
+        CHECK(o.local->port == 40000);
+        CHECK(o.socket_cookie == 4097);
+        CHECK(outcome_name(o) == "refused");
+    }
+    SECTION("each way a handshake ends")
+    {
+        const std::tuple<std::uint16_t, std::int32_t, TcpResult> ends[] = {
+            {CS_TCP_ESTABLISHED, 0, TcpResult::established}, {CS_TCP_CLOSE, ETIMEDOUT, TcpResult::timed_out},
+            {CS_TCP_CLOSE, EHOSTUNREACH, TcpResult::unreachable}, {CS_TCP_CLOSE, ENETUNREACH, TcpResult::unreachable},
+            {CS_TCP_CLOSE, 0, TcpResult::closed}, {CS_TCP_CLOSE, EADDRNOTAVAIL, TcpResult::closed}};
+        for (const auto &[state, err, result] : ends) {
+            auto r = make_outcome();
+            r.out.flags = CS_OUTCOME_TCP;
+            r.out.tcp_state = state;
+            r.out.sk_err = err;
+            REQUIRE(decode_outcome(&r, sizeof(r), 0, o));
+            CHECK(o.tcp == result);
+            CHECK_FALSE(o.result); // an io_uring request: no system call returned
+        }
+    }
+    SECTION("an LSM's refusal")
+    {
+        auto r = make_outcome();
+        r.out.flags = CS_OUTCOME_RESULT | CS_OUTCOME_LSM_KNOWN;
+        r.out.result = -EACCES;
+        r.out.lsm_result = -EACCES;
+        REQUIRE(decode_outcome(&r, sizeof(r), 0, o));
+        CHECK(o.lsm == LsmVerdict::denied);
+        CHECK(o.lsm_error == EACCES);
+        CHECK(o.tcp == TcpResult::none);
+        CHECK_FALSE(o.local);
+        CHECK(outcome_name(o) == "denied");
+    }
+    SECTION("a handshake that ends before it began is not known, and the end never precedes the start")
+    {
+        auto r = make_outcome();
+        r.out.end_boot_ns = 10;
+        REQUIRE(decode_outcome(&r, sizeof(r), 0, o));
+        CHECK(o.duration_ns == 0);
+        CHECK(outcome_name(o) == "unknown");
+    }
+}
+
+TEST_CASE("a malformed outcome record is rejected")
+{
+    ConnectOutcome o;
+    auto r = make_outcome();
+    CHECK_FALSE(decode_outcome(&r, sizeof(r) - 1, 0, o));
+    r.out.connect_id = 0;
+    CHECK_FALSE(decode_outcome(&r, sizeof(r), 0, o));
+    r = make_outcome();
+    r.out.flags = CS_OUTCOME_TCP;
+    r.out.tcp_state = CS_TCP_SYN_SENT; // never an end
+    CHECK_FALSE(decode_outcome(&r, sizeof(r), 0, o));
+    r = make_outcome();
+    r.out.via = CS_VIA_LAST + 1;
+    CHECK_FALSE(decode_outcome(&r, sizeof(r), 0, o));
+    r = make_outcome();
+    r.out.sk_err = -1;
+    CHECK_FALSE(decode_outcome(&r, sizeof(r), 0, o));
+    r = make_outcome();
+    r.hdr.size = sizeof(r) + 8;
+    CHECK_FALSE(decode_outcome(&r, sizeof(r), 0, o));
 }

@@ -2,6 +2,8 @@
 // The JSON contract and the text forms.
 #include <catch2/catch.hpp>
 
+#include <cerrno>
+
 #include <connscope/format.hpp>
 
 using namespace connscope;
@@ -37,12 +39,51 @@ TEST_CASE("the security_socket_connect JSON contract")
     ev.via = ConnectVia::fastopen;
     std::uint8_t ip[4] = {127, 0, 0, 1};
     ev.remote_addr = InetEndpoint{IpAddress::v4(ip), 80, 0, 0};
+    ev.connect_id = 1099511627777ULL;
+    ev.sequence = 12;
     CHECK(to_json(ev) ==
-          "{\"event\":\"security_socket_connect\",\"timestamp\":1700000000000000000,\"pid\":42,\"tid\":43,"
+          "{\"event\":\"security_socket_connect\",\"schema\":1,\"seq\":12,\"connect_id\":1099511627777,"
+          "\"timestamp\":1700000000000000000,\"pid\":42,\"tid\":43,"
           "\"ppid\":1,\"uid\":0,\"gid\":0,\"comm\":\"cu\\\"rl\",\"cgroup_id\":9,\"mnt_ns\":1,\"net_ns\":2,"
           "\"pid_ns\":3,\"user_ns\":4,\"uts_ns\":5,\"ipc_ns\":6,\"cgroup_ns\":7,\"sockfd\":3,"
           "\"type\":\"SOCK_STREAM\",\"remote_addr\":{\"family\":\"AF_INET\",\"ip\":\"127.0.0.1\",\"port\":80},"
-          "\"toctou\":false,\"via\":\"fastopen\"}");
+          "\"toctou\":false,\"via\":\"fastopen\",\"late\":false}");
+    ev.late = true;
+    ev.toctou = true;
+    CHECK(to_json(ev).find("\"toctou\":true,\"via\":\"fastopen\",\"late\":true}") != std::string::npos);
+}
+
+TEST_CASE("the connect_outcome JSON contract")
+{
+    ConnectOutcome o;
+    o.connect_id = 7;
+    o.sequence = 9;
+    o.timestamp_ns = 1700000000000000001ULL;
+    o.duration_ns = 250000;
+    o.pid = 42;
+    o.tid = 43;
+    o.via = ConnectVia::connect;
+    o.result = -ECONNREFUSED;
+    o.lsm = LsmVerdict::allowed;
+    o.tcp = TcpResult::refused;
+    o.tcp_error = ECONNREFUSED;
+    std::uint8_t ip[4] = {127, 0, 0, 1};
+    o.local = InetEndpoint{IpAddress::v4(ip), 40000, 0, 0};
+    o.socket_cookie = 4097;
+    CHECK(to_json(o) ==
+          "{\"event\":\"connect_outcome\",\"schema\":1,\"seq\":9,\"connect_id\":7,"
+          "\"timestamp\":1700000000000000001,\"pid\":42,\"tid\":43,\"via\":\"connect\",\"outcome\":\"refused\","
+          "\"result\":-111,\"error\":\"ECONNREFUSED\",\"lsm\":\"allowed\",\"lsm_error\":0,\"tcp\":\"refused\","
+          "\"tcp_error\":111,\"duration_ns\":250000,"
+          "\"local_addr\":{\"family\":\"AF_INET\",\"ip\":\"127.0.0.1\",\"port\":40000},\"socket_cookie\":4097}");
+    o.result.reset();
+    o.local.reset();
+    o.tcp = TcpResult::none;
+    o.tcp_error = 0;
+    o.lsm = LsmVerdict::unknown;
+    const auto j = to_json(o);
+    CHECK(j.find("\"outcome\":\"unknown\",\"result\":null,\"error\":\"\",\"lsm\":\"unknown\"") != std::string::npos);
+    CHECK(j.find("\"local_addr\":null,") != std::string::npos);
 }
 
 TEST_CASE("every connect path has its JSON name")
@@ -62,7 +103,7 @@ TEST_CASE("net_tcp_connect and stats JSON")
     t.dst_port = 8088;
     t.results = {"www.example.test", "edge.cdn.test"};
     auto j = to_json(t);
-    CHECK(j.rfind("{\"event\":\"net_tcp_connect\",\"timestamp\":0,", 0) == 0);
+    CHECK(j.rfind("{\"event\":\"net_tcp_connect\",\"schema\":1,\"seq\":0,\"connect_id\":0,\"timestamp\":0,", 0) == 0);
     CHECK(j.find(",\"sockfd\":-1,\"dst_ip\":\"127.0.0.88\",\"dst_port\":8088,"
                  "\"results\":[\"www.example.test\",\"edge.cdn.test\"],\"via\":\"unknown\"}") !=
           std::string::npos);
@@ -74,7 +115,7 @@ TEST_CASE("net_tcp_connect and stats JSON")
     s.events = 5;
     s.lost = 2;
     auto js = to_json(s, "cgroup");
-    CHECK(js.rfind("{\"event\":\"stats\",\"events\":5,\"lost\":2,", 0) == 0);
+    CHECK(js.rfind("{\"event\":\"stats\",\"schema\":1,\"events\":5,\"lost\":2,", 0) == 0);
     CHECK(js.find("\"backend\":\"cgroup\"}") != std::string::npos);
 }
 

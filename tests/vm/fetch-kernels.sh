@@ -1,7 +1,8 @@
 #!/bin/sh
-# fetch-kernels.sh CACHE_DIR
-# Downloads the newest Debian linux-image-<series>.*-cloud-amd64 of each series the
-# VM suite boots and extracts vmlinuz + config into CACHE_DIR/<series>/. Picks names
+# fetch-kernels.sh CACHE_DIR [ARCH]
+# Downloads the newest Debian linux-image-<series>.*-cloud-ARCH (ARCH: amd64, the
+# default, or arm64) of each series the VM suite boots and extracts vmlinuz + config
+# into CACHE_DIR/<series>/ (give each ARCH its own CACHE_DIR). Picks names
 # dynamically so the script survives point releases. Exit 77 (meson "skip") if the
 # archive is unreachable. Cached kernels are reused without touching the network.
 #
@@ -12,14 +13,18 @@
 #         trixie + trixie-security (6.12+deb13, newer); bookworm-backports lags both
 # Suites the host does not list are read through a private apt configuration in
 # CACHE_DIR/apt/<name>/ (its own source list, lists and package cache), on the
-# mirror the host's sources use: the host's apt setup is never touched.
+# mirror the host's sources use: the host's apt setup is never touched. For another
+# architecture than the host's, every suite is read that way (bookworm too), with
+# APT::Architectures set to it, so the host needs no `dpkg --add-architecture`.
 #
 # BPF features seen in the config: printed on every run (CONFIG_BPF_LSM, CONFIG_LSM,
 # CONFIG_KPROBES, CONFIG_DEBUG_INFO_BTF) so a future package that drops one is
 # visible in the log. Debian 11's CONFIG_LSM lacks bpf although CONFIG_BPF_LSM=y.
 set -eu
-[ $# -eq 1 ] || { echo "usage: $0 CACHE_DIR" >&2; exit 2; }
+[ $# -eq 1 ] || [ $# -eq 2 ] || { echo "usage: $0 CACHE_DIR [amd64|arm64]" >&2; exit 2; }
 cache=$1
+arch=${2:-amd64}
+case $arch in amd64|arm64) ;; *) echo "fetch-kernels: unknown architecture $arch (amd64, arm64)" >&2; exit 2 ;; esac
 mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
 
@@ -29,14 +34,21 @@ command -v apt-cache >/dev/null && command -v apt-get >/dev/null && command -v d
 
 # series, then the apt configurations to search ("host" or a private one below);
 # the newest package name over all of them wins
-SERIES='5.10 bullseye
+if [ "$arch" = "$(dpkg --print-architecture 2>/dev/null || echo amd64)" ]; then
+    SERIES='5.10 bullseye
 6.1 host
 6.12 host trixie'
+else
+    SERIES='5.10 bullseye
+6.1 bookworm
+6.12 bookworm trixie'
+fi
 
 # suites of each private configuration: "archive" or "security", then the suite
 suites() {
     case $1 in
     bullseye) printf 'archive bullseye\nsecurity bullseye-security\n' ;;
+    bookworm) printf 'archive bookworm\nsecurity bookworm-security\n' ;;
     trixie) printf 'archive trixie\nsecurity trixie-security\n' ;;
     *) echo "fetch-kernels: unknown apt configuration $1" >&2; exit 2 ;;
     esac
@@ -63,7 +75,8 @@ apt() {
     else
         d=$cache/apt/$conf
         "$cmd" -o Dir::Etc::sourcelist="$d/sources.list" -o Dir::Etc::sourceparts=/nonexistent \
-            -o Dir::State::Lists="$d/lists" -o Dir::Cache="$d/cache" "$@"
+            -o Dir::State::Lists="$d/lists" -o Dir::Cache="$d/cache" \
+            -o APT::Architecture="$arch" -o APT::Architectures::="$arch" "$@"
     fi
 }
 
@@ -87,10 +100,11 @@ update() {
         echo "fetch-kernels: apt-get update ($1) reported errors: $(grep -E '^[EW]:' "$cache/apt-update-$1.log" | head -n 3 | tr '\n' ' ')" >&2
 }
 
-# newest package name of a series in CONF; exact "-cloud-amd64" suffix excludes -dbg/-unsigned
-newest_in() {
-    apt "$1" apt-cache search --names-only "^linux-image-$2\\..*-cloud-amd64\$" 2>/dev/null |
-        awk '{print $1}' | grep -E -- "-cloud-amd64\$" | sort -V | tail -n 1
+# package names of a series in CONF, newest first; exact "-cloud-ARCH" suffix
+# excludes -dbg/-unsigned
+names_in() {
+    apt "$1" apt-cache search --names-only "^linux-image-$2\\..*-cloud-$arch\$" 2>/dev/null |
+        awk '{print $1}' | grep -E -- "-cloud-$arch\$" | sort -V -r
 }
 
 features() {
@@ -111,28 +125,35 @@ while read -r series confs; do
         echo "fetch-kernels: $series: $dir/vmlinuz; $(features "$dir/config")"
         continue
     fi
-    best='' bestconf=''
-    for conf in $confs; do
-        [ "$conf" = host ] || update "$conf"
-        pkg=$(newest_in "$conf" "$series")
-        if [ -z "$pkg" ] && [ "$conf" = host ]; then
-            update host   # empty package lists (fresh CI container)
-            pkg=$(newest_in host "$series")
+    # "name conf" of every candidate over all configurations, newest first
+    candidates=$(for conf in $confs; do
+        [ "$conf" = host ] || update "$conf" >&2
+        pkgs=$(names_in "$conf" "$series")
+        if [ -z "$pkgs" ] && [ "$conf" = host ]; then
+            update host >&2   # empty package lists (fresh CI container)
+            pkgs=$(names_in host "$series")
         fi
-        [ -n "$pkg" ] || continue
-        if [ -z "$best" ] || [ "$(printf '%s\n%s\n' "$best" "$pkg" | sort -V | tail -n 1)" != "$best" ]; then
-            best=$pkg bestconf=$conf
-        fi
-    done
-    [ -n "$best" ] || skip "no linux-image-$series.*-cloud-amd64 package in the apt lists ($confs)"
+        for pkg in $pkgs; do echo "$pkg $conf"; done
+    done | sort -V -r -k1,1)
+    [ -n "$candidates" ] || skip "no linux-image-$series.*-cloud-$arch package in the apt lists ($confs)"
     tmp=$(mktemp -d "$cache/.dl.XXXXXX")
     chmod 777 "$tmp"
-    if ! download "$bestconf" "$best" "$tmp"; then
-        # stale lists name a package the pool no longer has: refresh, retry once
-        [ "$bestconf" != host ] || update host
-        download "$bestconf" "$best" "$tmp" ||
-            { rm -rf "$tmp"; skip "apt-get download $best ($bestconf) failed (archive unreachable?)"; }
-    fi
+    # The newest first; an archive that lists a package but no longer serves it
+    # (a mirror missing the latest security upload) falls back to the next newest,
+    # up to ten, and says so.
+    best='' bestconf='' tried=''
+    for candidate in $(echo "$candidates" | head -n 10 | tr ' ' ':'); do
+        pkg=${candidate%%:*} conf=${candidate#*:}
+        if download "$conf" "$pkg" "$tmp" ||
+            { [ "$conf" = host ] && [ -z "$tried" ] && update host && download "$conf" "$pkg" "$tmp"; }; then
+            best=$pkg bestconf=$conf
+            break
+        fi
+        # stale lists name a package the pool no longer has (host lists refreshed once above)
+        tried="$tried $pkg ($conf)"
+    done
+    [ -z "$tried" ] || echo "fetch-kernels: $series: apt-get download failed for$tried${best:+; using $best}" >&2
+    [ -n "$best" ] || { rm -rf "$tmp"; skip "apt-get download failed for every candidate of $series:$tried (archive unreachable?)"; }
     dpkg-deb -x "$tmp"/*.deb "$tmp/root"
     mkdir -p "$dir"
     cp "$tmp"/root/boot/vmlinuz-* "$dir/vmlinuz"

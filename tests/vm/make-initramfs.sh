@@ -18,6 +18,11 @@
 # Static binaries that call getaddrinfo need no NSS module with glibc >= 2.34 (files
 # and dns are built into libc.a); libnss_files/libnss_dns/libresolv are copied
 # anyway when the host has them, for older glibc.
+#
+# A guest of another architecture (arm64): CONNSCOPE_VM_ROOT names a tree of that
+# architecture's Debian packages (fetch-userland.sh); busybox, dnsmasq and curl
+# come from there instead of the host, and a dynamic program's libraries are
+# found by their ELF DT_NEEDED entries in that tree (ldd cannot run them).
 set -eu
 [ $# -ge 1 ] || { echo "usage: $0 OUT.cpio.gz [BINARY...]" >&2; exit 2; }
 out=$1; shift
@@ -27,9 +32,17 @@ install_pkg() {   # install_pkg PACKAGE WHY
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null 2>&1
 }
 
+vmroot=${CONNSCOPE_VM_ROOT:-}
 bb=/bin/busybox
 is_static() { ! readelf -l "$1" 2>/dev/null | grep -q 'Requesting program interpreter'; }
-if ! [ -x $bb ] || ! is_static $bb; then
+if [ -n "$vmroot" ]; then
+    bb=$vmroot/bin/busybox
+    [ -x "$bb" ] && is_static "$bb" ||
+        { echo "make-initramfs: SKIP: no static busybox in $vmroot (fetch-userland.sh)" >&2; exit 77; }
+    for tool in /usr/sbin/dnsmasq /usr/bin/curl; do
+        [ -x "$vmroot$tool" ] || echo "make-initramfs: WARNING: no $tool in $vmroot; the DNS tests or trace-dns will fail" >&2
+    done
+elif ! [ -x $bb ] || ! is_static $bb; then
     # the dynamic "busybox" package cannot run without a libc in the image
     install_pkg busybox-static "the VM's shell and tools" ||
         { echo "make-initramfs: SKIP: busybox-static unavailable" >&2; exit 77; }
@@ -37,20 +50,27 @@ fi
 # Real DNS server and client for the [dns] tests and the trace-dns job. Without
 # them the image is still built: the [dns] cases then say they were skipped and
 # run-vm.py counts that as a failure.
-[ -x /usr/sbin/dnsmasq ] || install_pkg dnsmasq-base "the VM's DNS server" ||
-    echo "make-initramfs: WARNING: no /usr/sbin/dnsmasq (dnsmasq-base); DNS tests will not run" >&2
-[ -x /usr/bin/curl ] || install_pkg curl "the VM's DNS client" ||
-    echo "make-initramfs: WARNING: no /usr/bin/curl; the trace-dns job will fail" >&2
+if [ -z "$vmroot" ]; then
+    [ -x /usr/sbin/dnsmasq ] || install_pkg dnsmasq-base "the VM's DNS server" ||
+        echo "make-initramfs: WARNING: no /usr/sbin/dnsmasq (dnsmasq-base); DNS tests will not run" >&2
+    [ -x /usr/bin/curl ] || install_pkg curl "the VM's DNS client" ||
+        echo "make-initramfs: WARNING: no /usr/bin/curl; the trace-dns job will fail" >&2
+fi
 
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root"/bin "$root"/sbin "$root"/usr/bin "$root"/usr/sbin "$root"/usr/local/bin \
     "$root"/proc "$root"/sys "$root"/dev "$root"/tmp "$root"/root "$root"/etc \
     "$root"/var/run "$root"/var/lib/misc "$root"/connscope/jobs
-cp $bb "$root"/bin/busybox
-for applet in $("$root"/bin/busybox --list-full); do
-    [ "$applet" = bin/busybox ] || ln -sf /bin/busybox "$root/$applet"
-done
+cp "$bb" "$root"/bin/busybox
+if [ -n "$vmroot" ]; then
+    # a guest busybox does not run here: /init makes its links at boot
+    ln -sf /bin/busybox "$root"/bin/sh
+else
+    for applet in $("$root"/bin/busybox --list-full); do
+        [ "$applet" = bin/busybox ] || ln -sf /bin/busybox "$root/$applet"
+    done
+fi
 
 # put HOSTFILE IMAGEPATH: a regular file (symlinks resolved), replacing any
 # busybox link there (cp onto a link would overwrite busybox itself)
@@ -60,9 +80,41 @@ put() {
     cp -L "$1" "$root$2"
 }
 
+# lib_in_root NAME: "HOSTPATH IMAGEPATH" of the library NAME, from the guest tree
+# or from a directory in CONNSCOPE_VM_LIBS (a cross build's own libraries, put in
+# the image's /usr/lib/TRIPLET, which the loader searches without a cache)
+lib_in_root() {
+    for dir in /lib/$multiarch /usr/lib/$multiarch /lib /usr/lib; do
+        [ -e "$vmroot$dir/$1" ] && { echo "$vmroot$dir/$1 $dir/$1"; return 0; }
+    done
+    for dir in $(echo "${CONNSCOPE_VM_LIBS:-}" | tr ':' ' '); do
+        [ -e "$dir/$1" ] && { echo "$dir/$1 /usr/lib/$multiarch/$1"; return 0; }
+    done
+    return 1
+}
+
+# with_root_libs FILE: with_libs for a guest-tree program: its interpreter and
+# its DT_NEEDED libraries, recursively, from CONNSCOPE_VM_ROOT
+with_root_libs() {
+    interp=$(readelf -l "$1" | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')
+    [ -z "$interp" ] || [ -e "$root$interp" ] || put "$vmroot$interp" "$interp"
+    for need in $(readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+        found=$(lib_in_root "$need") ||
+            { echo "make-initramfs: $1 needs $need, not in $vmroot${CONNSCOPE_VM_LIBS:+ or $CONNSCOPE_VM_LIBS}" >&2; exit 1; }
+        lib=${found#* }
+        [ -e "$root$lib" ] && continue
+        put "${found% *}" "$lib"
+        with_root_libs "${found% *}"
+    done
+}
+
 # with_libs FILE: the libraries and the loader a dynamic FILE needs, at host paths
 with_libs() {
     is_static "$1" && return 0
+    if [ -n "$vmroot" ]; then
+        with_root_libs "$1"
+        return 0
+    fi
     ldd "$1" >"$root/.ldd" 2>&1 || { cat "$root/.ldd" >&2; echo "make-initramfs: ldd $1 failed" >&2; exit 1; }
     if grep -q 'not found' "$root/.ldd"; then
         grep 'not found' "$root/.ldd" >&2
@@ -76,6 +128,13 @@ with_libs() {
     rm -f "$root/.ldd"
 }
 
+# the guest's multiarch triplet: the tree's, else the host compiler's
+if [ -n "$vmroot" ]; then
+    multiarch=$(cd "$vmroot/lib" && ls -d *-linux-gnu* 2>/dev/null | head -n 1)
+else
+    multiarch=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+fi
+
 dynamic=""
 for b in "$@"; do
     put "$b" "/usr/local/bin/${b##*/}"
@@ -84,17 +143,16 @@ for b in "$@"; do
 done
 host_tools=""
 for tool in /usr/sbin/dnsmasq /usr/bin/curl; do
-    [ -x "$tool" ] || continue
-    put "$tool" "$tool"
-    with_libs "$tool"
+    [ -x "$vmroot$tool" ] || continue
+    put "$vmroot$tool" "$tool"
+    with_libs "$vmroot$tool"
     host_tools="$host_tools ${tool##*/}"
 done
 # glibc < 2.34 keeps files/dns in these modules (>= 2.34: small stubs)
-multiarch=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 for lib in libnss_files.so.2 libnss_dns.so.2 libresolv.so.2; do
     for d in /lib/$multiarch /usr/lib/$multiarch; do
         [ -e "$root$d/$lib" ] && break      # already there (a program needs it)
-        [ -e "$d/$lib" ] && { put "$d/$lib" "$d/$lib"; break; }
+        [ -e "$vmroot$d/$lib" ] && { put "$vmroot$d/$lib" "$d/$lib"; break; }
     done
 done
 
@@ -114,12 +172,27 @@ printf 'domain 53/tcp\ndomain 53/udp\nhttp 80/tcp\n' > "$root"/etc/services
 cat > "$root"/init <<'INIT'
 #!/bin/sh
 export PATH=/usr/local/bin:/bin:/sbin:/usr/bin:/usr/sbin HOME=/root
+# a guest-architecture image has only /bin/sh: the other applets' links now
+# (never over the real dnsmasq and curl)
+[ -e /bin/mount ] || /bin/busybox --install -s
 mnt() { mkdir -p "$3" && mount -t "$1" "$2" "$3" || echo "@@CONNSCOPE-WARN cannot mount $1 on $3@@"; }
 mnt proc proc /proc
 mnt sysfs sysfs /sys
 mnt devtmpfs devtmpfs /dev
 mnt tmpfs tmpfs /tmp
-mnt cgroup2 cgroup2 /sys/fs/cgroup
+# connscope.cgroup=v1 on the kernel command line: a cgroup v1-only host, as
+# before the unified hierarchy was mounted by default: v1 controllers (and a
+# named hierarchy, as systemd's) under a tmpfs, and no cgroup2 anywhere.
+if grep -q 'connscope.cgroup=v1' /proc/cmdline; then
+    mnt tmpfs cgroup /sys/fs/cgroup
+    for c in cpu,cpuacct pids memory none,name=systemd; do
+        d=/sys/fs/cgroup/${c#none,name=}
+        mkdir -p "$d" && mount -t cgroup -o "$c" cgroup "$d" 2>/dev/null ||
+            { rmdir "$d"; echo "@@CONNSCOPE-WARN cannot mount cgroup v1 $c@@"; }
+    done
+else
+    mnt cgroup2 cgroup2 /sys/fs/cgroup
+fi
 mnt bpf bpffs /sys/fs/bpf
 mnt tracefs tracefs /sys/kernel/tracing
 mnt debugfs debugfs /sys/kernel/debug

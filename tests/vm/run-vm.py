@@ -1,15 +1,22 @@
 #!/usr/bin/env python3
 """Boot stock Debian kernels in QEMU (TCG) and run commands inside them.
 
-  run-vm.py suite --test BIN --trace BIN [--cache DIR] [--workdir DIR]
-      The meson `vm` suite: one boot per kernel (5.10, 6.1, 6.12) running the
+  run-vm.py [--arch arm64] suite --test BIN --trace BIN [--bench DIR] [--cache DIR] [--workdir DIR]
+      The meson `vm` suite (`vm-arm64` with --arch arm64): one boot per kernel (5.10, 6.1, 6.12) running the
       integration tests once per backend (the [dns] cases as a job of their own),
       connscope-trace --list-backends and the trace-dns job (curl resolving a CNAME
       chain through dnsmasq over UDP and TCP DNS while connscope-trace --json
-      watches), plus a 6.12 boot without the BPF LSM. Boots run side by side, one
+      watches), plus a 6.12 boot without the BPF LSM and a 6.12 boot of a cgroup
+      v1-only host (connscope.cgroup=v1: no cgroup2 mounted; the integration and
+      DNS tests of the cgroup and lsm backends, and trace-dns). Boots run side by side, one
       per host CPU. Exit 0 ok, 1 failure, 77 no QEMU or no kernels.
-  run-vm.py shell --kernel 6.12 [--bin FILE]... [--no-bpf-lsm] [--append ARGS] -- CMD...
+  run-vm.py [--arch arm64] shell --kernel 6.12 [--bin FILE]... [--no-bpf-lsm] [--append ARGS] -- CMD...
       Debugging: one command in one VM; prints its output, exits with its status.
+
+--arch arm64 boots Debian's arm64 cloud kernels in qemu-system-aarch64 (-machine
+virt -cpu max, TCG) with an image of arm64 Debian packages (fetch-userland.sh),
+runs a reduced job list (ARM64_TESTS) and, with --bench, the benchmarks once as
+a smoke test.
 
 Standard library only (Python 3.11). The lsm, fentry and kprobe backends cannot
 be tested on the build host (trampolines refused, no kprobes), hence the VMs.
@@ -30,7 +37,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-QEMU = "qemu-system-x86_64"
+
+
+@dataclass(frozen=True)
+class Arch:
+    debian: str           # Debian's name: the kernel packages' suffix, fetch-kernels.sh's ARCH
+    qemu: list[str]       # the emulator and its machine
+    console: str
+    foreign: bool         # the image is made of this architecture's packages (fetch-userland.sh)
+    memory: str           # -m: arm64 runs the benchmarks too
+
+
+ARCHES = {
+    "x86_64": Arch("amd64", ["qemu-system-x86_64", "-machine", "accel=tcg", "-cpu", "max"], "ttyS0", False, "512"),
+    # pauth-impdef: QEMU's cheap pointer-authentication hash instead of QARMA,
+    # which costs TCG much time; the guest cannot tell.
+    "arm64": Arch("arm64", ["qemu-system-aarch64", "-machine", "virt,accel=tcg", "-cpu", "max,pauth-impdef=on"],
+                  "ttyAMA0", True, "1024"),
+}
+ARCH = ARCHES["x86_64"]   # set by main() from --arch
+DEFAULT_CACHE = Path.home() / ".cache/connscope-vm"
 KERNELS = ("5.10", "6.1", "6.12")
 BACKENDS = ("lsm", "fentry", "kprobe", "cgroup", "tracepoint")
 SKIP = 77
@@ -42,6 +68,23 @@ END = re.compile(r"@@CONNSCOPE-END (\S+) rc=(\d+)(?: start=([\d.]+) end=([\d.]+)
 # share it there; the cross-CPU order is the host run's to check.
 ORDER_ITERATIONS = "1000"
 STARTUPS = "20"  # start-ups in a row per backend and boot (tests/integration/test_liveness.cpp)
+# arm64 runs a reduced list, to keep CI within its time. Per backend: every test
+# of the connect fields and paths (sockfd and via from the registers, Fast Open,
+# io_uring, MPTCP, UNIX, threads, fork), and the [dns] cases whole. Once per
+# kernel, on the backend auto picks (ARM64_SHARED): the [backends] tests (they
+# compare every available backend in one run, so once is all of them), the
+# filters and the odd connects, whose BPF code (filters.bpf.h, the sockaddr
+# reads) every backend shares. Not at all: the hardening of the API, faults,
+# liveness, loss and lifecycle tests (user space, the same code on both), which
+# the x86_64 suite and the host run.
+ARM64_TESTS = "[connect]"
+ARM64_SHARED = "[backends],[filter],[odd]"
+ARM64_ORDER_ITERATIONS = "200"
+# The benchmarks the bench job runs: those that attach the hooks. Not
+# bench-load (needs nginx and ab), bench-soak-rss (minutes), bench-json-output
+# and bench-dns-engine (user space only, and fixed sizes of millions of
+# messages that take TCG many minutes).
+BENCH_SMOKE = ("bench-connect-overhead", "bench-event-throughput", "bench-filter-cost", "bench-traffic-tax")
 
 
 @dataclass
@@ -90,9 +133,9 @@ def boot(kernel_dir: Path, base_initrd: Path, jobs: dict[str, str], workdir: Pat
     base = base_initrd.read_bytes()
     initrd = workdir / f"{tag}.initrd"
     initrd.write_bytes(base + b"\0" * (-len(base) % 4) + newc(entries))
-    cmd = [QEMU, "-machine", "accel=tcg", "-cpu", "max", "-m", "512", "-nographic",
+    cmd = [*ARCH.qemu, "-m", ARCH.memory, "-nographic",
            "-no-reboot", "-kernel", str(kernel_dir / "vmlinuz"), "-initrd", str(initrd),
-           "-append", f"console=ttyS0 panic=-1 loglevel=4 {append}".strip()]
+           "-append", f"console={ARCH.console} panic=-1 loglevel=4 {append}".strip()]
     result = Boot(kernel=kernel_dir.name)
     start = time.monotonic()
     try:
@@ -158,10 +201,14 @@ def expected_backends(kernel_dir: Path, bpf_lsm_active: bool) -> set[str]:
     cfg = config(kernel_dir)
     on = lambda k: cfg.get(k) == "y"
     btf = on("CONFIG_DEBUG_INFO_BTF")
+    # A trampoline on a kernel function takes over its ftrace entry: it needs
+    # ftrace's direct calls on x86_64 and arm64 alike (arm64: from 6.4, although
+    # its JIT makes trampolines from 6.0; Debian's 6.1 lacks them).
+    trampolines = on("CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS")
     want = set()
-    if btf and on("CONFIG_BPF_LSM") and bpf_lsm_active:
+    if btf and on("CONFIG_BPF_LSM") and bpf_lsm_active and trampolines:
         want.add("lsm")
-    if btf and on("CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS"):
+    if btf and trampolines:
         want.add("fentry")
     if on("CONFIG_KPROBES") and on("CONFIG_KPROBE_EVENTS"):
         want.add("kprobe")
@@ -174,21 +221,40 @@ def expected_backends(kernel_dir: Path, bpf_lsm_active: bool) -> set[str]:
 
 def prepare(args) -> tuple[Path, Path]:
     """Kernels and base initramfs, or exit 77 with the reason."""
-    if not shutil.which(QEMU):
-        print(f"SKIP: {QEMU} not found", flush=True)
+    qemu = ARCH.qemu[0]
+    if not shutil.which(qemu):
+        package = "qemu-system-x86" if ARCH.debian == "amd64" else "qemu-system-arm"
+        print(f"SKIP: {qemu} not found (Debian package {package}; scripts/install-deps.sh installs it)", flush=True)
         sys.exit(SKIP)
     # CONNSCOPE_VM_CACHE wins so CI can keep kernels across fresh build dirs
-    cache = Path(os.environ.get("CONNSCOPE_VM_CACHE") or args.cache).resolve()
-    r = subprocess.run(["sh", str(HERE / "fetch-kernels.sh"), str(cache)])
+    # (a foreign architecture's kernels and packages in a directory of its own)
+    shared = os.environ.get("CONNSCOPE_VM_CACHE") or not args.cache
+    cache = Path(os.environ.get("CONNSCOPE_VM_CACHE") or args.cache or DEFAULT_CACHE).resolve()
+    if shared and ARCH.foreign:
+        cache = cache / ARCH.debian
+    fetch = ["sh", str(HERE / "fetch-kernels.sh"), str(cache)] + ([ARCH.debian] if ARCH.foreign else [])
+    r = subprocess.run(fetch)
     if r.returncode == SKIP:
         print("SKIP: kernels unavailable (see fetch-kernels output)", flush=True)
         sys.exit(SKIP)
     if r.returncode:
         sys.exit(f"fetch-kernels.sh failed with {r.returncode}")
+    env = dict(os.environ)
+    if ARCH.foreign:
+        r = subprocess.run(["sh", str(HERE / "fetch-userland.sh"), str(cache), ARCH.debian])
+        if r.returncode == SKIP:
+            print(f"SKIP: the {ARCH.debian} packages for the image are unavailable (see fetch-userland output)",
+                  flush=True)
+            sys.exit(SKIP)
+        if r.returncode:
+            sys.exit(f"fetch-userland.sh failed with {r.returncode}")
+        env["CONNSCOPE_VM_ROOT"] = str(cache / "userland")
+    if getattr(args, "bench", None):   # the dynamic benchmarks' libconnscope
+        env["CONNSCOPE_VM_LIBS"] = str((Path(args.bench) / ".." / "lib").resolve())
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="connscope-vm-")).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     initrd = workdir / "base.cpio.gz"
-    r = subprocess.run(["sh", str(HERE / "make-initramfs.sh"), str(initrd), *args.bin])
+    r = subprocess.run(["sh", str(HERE / "make-initramfs.sh"), str(initrd), *args.bin], env=env)
     if r.returncode == SKIP:
         sys.exit(SKIP)
     if r.returncode:
@@ -395,6 +461,14 @@ def cmd_shell(args) -> int:
     return 1 if job.rc is None else job.rc
 
 
+# The cgroup v1-only boot's own check: no cgroup2 mount anywhere, v1 ones there.
+CGROUP1_MOUNTS = """\
+grep ' - cgroup' /proc/self/mountinfo
+! grep -q ' - cgroup2 ' /proc/self/mountinfo || { echo 'cgroup2 is mounted'; exit 1; }
+grep -q ' - cgroup ' /proc/self/mountinfo || { echo 'no cgroup v1 hierarchy is mounted'; exit 1; }
+"""
+
+
 @dataclass
 class Plan:
     label: str
@@ -403,26 +477,83 @@ class Plan:
     jobs: dict[str, str]
 
 
+def bench_job(programs: list[str]) -> str:
+    """Each benchmark once with small sizes: that it runs here, not what it measures."""
+    sizes = {
+        "bench-connect-overhead": ["--rounds", "1", "--udp", "500", "--tcp", "50"],
+        "bench-filter-cost": ["--rounds", "1", "--udp", "500", "--tcp", "50"],
+        "bench-event-throughput": ["0.2", "1"],
+        "bench-traffic-tax": ["--rounds", "1", "--datagrams", "500", "--small-writes", "50",
+                              "--large-writes", "20"],
+    }
+    runs = "".join(f"""
+echo "===== {name} (uptime $(cut -d' ' -f1 /proc/uptime))"
+{" ".join(shlex.quote(a) for a in [name, *sizes.get(name, [])])}
+rc=$?
+echo "bench {name} rc=$rc"
+case $rc in 0|77) ;; *) failed="$failed {name}" ;; esac
+""" for name in programs)
+    return f"""echo "TCG emulates the CPU: these timings measure the emulator, not the hooks; no figure or ratio here is a finding."
+failed=""
+{runs}
+[ -z "$failed" ] || {{ echo "benchmarks failed:$failed"; exit 1; }}
+"""
+
+
+def check_bench(job: Job) -> tuple[str, list[str]]:
+    """Every benchmark ran (0) or said why not (77); nothing about its figures."""
+    ran = re.findall(r"^bench (\S+) rc=(\d+)", job.output, re.M)
+    notes = [f"{name}: {'ran' if rc == '0' else 'skipped' if rc == '77' else f'FAILED rc={rc}'}"
+             for name, rc in ran]
+    if job.rc is None:
+        return "TIMEOUT", notes
+    if job.rc or not ran:
+        return f"FAIL({job.rc})", notes
+    return "pass", notes
+
+
 def cmd_suite(args) -> int:
-    args.bin = [args.test, args.trace]
+    bench = sorted(str(p) for p in Path(args.bench).glob("bench-*")
+                   if p.is_file() and os.access(p, os.X_OK) and p.name in BENCH_SMOKE) if args.bench else []
+    args.bin = [args.test, args.trace, *bench]
     cache, workdir = prepare(args)
     test, trace = Path(args.test).name, Path(args.trace).name
+    # arm64: the reduced list (ARM64_TESTS); x86_64: everything but [dns] and the hidden ones
+    tests = ARM64_TESTS if ARCH.foreign else "~[dns]~[.]"
+    order_iterations = ARM64_ORDER_ITERATIONS if ARCH.foreign else ORDER_ITERATIONS
     plans = []
     for k in KERNELS:
         jobs = {}
         for b in BACKENDS:
             # Start-ups are slow under TCG: a few dozen per backend, not the host's hundred.
-            jobs[f"backend-{b}"] = sh([test, "--use-colour", "no", "~[dns]~[.]"],
+            jobs[f"backend-{b}"] = sh([test, "--use-colour", "no", tests],
                                       {"CONNSCOPE_TEST_BACKEND": b, "CONNSCOPE_STARTUPS": STARTUPS})
             jobs[f"dns-{b}"] = sh([test, "--use-colour", "no", "[dns]"], {"CONNSCOPE_TEST_BACKEND": b,
-                                                     "CONNSCOPE_ORDER_ITERATIONS": ORDER_ITERATIONS})
+                                                     "CONNSCOPE_ORDER_ITERATIONS": order_iterations})
+        if ARCH.foreign:
+            jobs["shared"] = sh([test, "--use-colour", "no", ARM64_SHARED], {"CONNSCOPE_TEST_BACKEND": "auto"})
         jobs["list-backends"] = sh([trace, "--list-backends"])
         jobs["load-log"] = load_log_job(trace)   # shown only when a backend is unavailable
         jobs["trace-dns"] = trace_dns_job(trace)
-        jobs["overhead"] = sh([test, "[.overhead]"])  # a measurement, reported, never judged
+        if not ARCH.foreign:
+            jobs["overhead"] = sh([test, "[.overhead]"])  # a measurement, reported, never judged
+        if bench and k == KERNELS[-1]:
+            jobs["bench"] = bench_job([Path(b).name for b in bench])   # once, on the newest kernel
         # bpf in lsm= wherever the kernel has the BPF LSM (Debian 11 leaves it out)
         plans.append(Plan(k, cache / k, lsm_param(cache / k, True), jobs))
     k = cache / "6.12"
+    # A cgroup v1-only host (no cgroup2 mounted anywhere): the library mounts
+    # the unified hierarchy privately for the cgroup backend and the DNS capture.
+    plans.append(Plan("6.12-cgroup1", k, lsm_param(k, True) + " connscope.cgroup=v1", {
+        "cgroup1-mounts": CGROUP1_MOUNTS,
+        # What the cgroup scope changes, not the whole suite again: ~40 s of guest time.
+        "backend-cgroup": sh([test, "--use-colour", "no", "[connect],[filter],[scope],[lifecycle]"],
+                             {"CONNSCOPE_TEST_BACKEND": "cgroup"}),
+        "dns-cgroup": sh([test, "--use-colour", "no", "[dns]"],
+                         {"CONNSCOPE_TEST_BACKEND": "cgroup", "CONNSCOPE_ORDER_ITERATIONS": ORDER_ITERATIONS}),
+        "dns-lsm": sh([test, "--use-colour", "no", "[dns]"],
+                      {"CONNSCOPE_TEST_BACKEND": "lsm", "CONNSCOPE_ORDER_ITERATIONS": ORDER_ITERATIONS}),
+        "trace-dns": trace_dns_job(trace)}))
     plans.append(Plan("6.12-no-bpf-lsm", k, lsm_param(k, False),
                       {"list-backends": sh([trace, "--list-backends"]),
                        "trace-auto": sh([trace, "--duration", "1", "--json"])}))
@@ -439,7 +570,8 @@ def cmd_suite(args) -> int:
     wall = time.monotonic() - start
 
     failed = False
-    cols = [*BACKENDS, *(f"dns-{b}" for b in BACKENDS), "list-backends", "trace-auto", "trace-dns"]
+    cols = [*BACKENDS, *(f"dns-{b}" for b in BACKENDS), *(["shared"] if ARCH.foreign else []),
+            "list-backends", "trace-auto", "trace-dns", "cgroup1-mounts", *(["bench"] if bench else [])]
     job_of = lambda col: f"backend-{col}" if col in BACKENDS else col
     rows, notes = [], []
     for p, b in zip(plans, boots):
@@ -460,6 +592,9 @@ def cmd_suite(args) -> int:
             if name == "trace-dns":
                 verdict, why = check_trace_dns(job)
                 notes.extend(f"{p.label} trace-dns: {l}" for l in why)
+            elif name == "bench":
+                verdict, why = check_bench(job)
+                notes.extend(f"{p.label} bench (smoke test; TCG timings are the emulator's): {l}" for l in why)
             elif job.rc == 0:
                 verdict = "pass"
             elif job.rc == SKIP and backend in BACKENDS:
@@ -481,7 +616,7 @@ def cmd_suite(args) -> int:
                     verdict = "FAIL(not run)"
                     notes.append(f"{p.label} {col}: FAIL: the [dns] cases did not run "
                                  f"({'dnsmasq missing' if DNS_SKIPPED in job.output else 'no test case ran'})")
-            if job.seconds is not None and name.startswith(("backend-", "dns-", "trace-dns")):
+            if job.seconds is not None and name.startswith(("backend-", "dns-", "shared", "trace-dns", "bench")):
                 verdict += f" {job.seconds:.0f}s"
             cells[col] = verdict
         if p.label.endswith("no-bpf-lsm"):
@@ -497,9 +632,9 @@ def cmd_suite(args) -> int:
             job = b.jobs[job_of(col)]
             if verdict.startswith("FAIL(skip)"):
                 continue    # its reason is printed above
-            if col in BACKENDS or col.startswith("dns-"):
+            if col in BACKENDS or col.startswith("dns-") or col == "shared":
                 notes.extend(test_notes(p.label, col, job, seen))
-            elif col == "trace-dns":
+            elif col in ("trace-dns", "bench"):
                 notes.append(f"--- {p.label} {col} output (no dnsmasq log, no security_socket_connect) ---")
                 out = [l for l in job.output.rstrip().splitlines()
                        if not re.match(r'\{"event":"security_socket_connect"|\w{3} +\d+ [\d:]+ dnsmasq\[', l)]
@@ -517,8 +652,10 @@ def cmd_suite(args) -> int:
     width = [max(len(r[i]) for r in rows + [["kernel", *cols]]) for i in range(len(cols) + 1)]
     for r in [["kernel", *cols], *rows]:
         print("  ".join(c.ljust(w) for c, w in zip(r, width)).rstrip())
-    print(f"(columns lsm..tracepoint: the integration tests but [dns]; dns-*: the [dns] cases, "
-          f"CONNSCOPE_ORDER_ITERATIONS={ORDER_ITERATIONS}; times are guest seconds per job)")
+    print(f"({ARCH.debian}; columns lsm..tracepoint: the integration tests {tests}; dns-*: the [dns] cases, "
+          f"CONNSCOPE_ORDER_ITERATIONS={order_iterations}"
+          f"{'; shared: ' + ARM64_SHARED + ' on the backend auto picks' if ARCH.foreign else ''}"
+          f"; times are guest seconds per job)")
     print(f"wall time {wall:.0f}s for {len(plans)} boots, {workers} at a time")
     print("\n".join(notes))
     print(f"console logs: {workdir}")
@@ -540,15 +677,18 @@ def check_no_bpf_lsm(b: Boot):
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--cache", default=Path.home() / ".cache/connscope-vm",
-                   help="kernel cache (env CONNSCOPE_VM_CACHE overrides)")
+    p.add_argument("--cache", help=f"kernel cache (default {DEFAULT_CACHE}; env CONNSCOPE_VM_CACHE overrides; "
+                   "there, arm64 keeps its own in arm64/)")
     p.add_argument("--workdir", help="initramfs and console logs (default: a new temp dir)")
+    p.add_argument("--arch", choices=sorted(ARCHES), default="x86_64",
+                   help="guest architecture (default x86_64; arm64 needs qemu-system-aarch64)")
     p.add_argument("--timeout", type=float, default=900,
                    help="hard limit per boot, seconds (a full boot takes ~300-550 s under TCG)")
     sub = p.add_subparsers(dest="mode", required=True)
     s = sub.add_parser("suite")
     s.add_argument("--test", required=True, help="static integration test binary")
     s.add_argument("--trace", required=True, help="static connscope-trace")
+    s.add_argument("--bench", help="a build's bench/ directory: its benchmarks run once (smoke test)")
     s.add_argument("--allow-unavailable", action="store_true",
                    help="accept skips of backends the kernel config says work")
     s = sub.add_parser("shell")
@@ -560,6 +700,8 @@ def main() -> int:
     s.add_argument("--append", default="", help="extra kernel parameters")
     s.add_argument("command", nargs=argparse.REMAINDER)
     args = p.parse_args()
+    global ARCH
+    ARCH = ARCHES[args.arch]
     return cmd_suite(args) if args.mode == "suite" else cmd_shell(args)
 
 

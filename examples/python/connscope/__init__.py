@@ -5,10 +5,15 @@
 
     with connscope.Session() as session:
         for ev in session:            # polls forever
-            print(ev.event, ev.pid, ev.comm, ev.remote_addr)
+            if isinstance(ev, connscope.SecuritySocketConnect):
+                print(ev.event, ev.pid, ev.comm, ev.remote_addr)
+            elif isinstance(ev, connscope.ConnectOutcome):
+                print(ev.event, ev.pid, ev.outcome, ev.error)
 
-Events are SecuritySocketConnect and NetTcpConnect dataclasses whose fields
-have the names of connscope's JSON output; HealthEvent records among them say
+Events are SecuritySocketConnect, NetTcpConnect and ConnectOutcome (what
+became of each connect: established, refused, ...) dataclasses whose fields
+have the names of connscope's JSON output; connect_id joins a connect with its
+NetTcpConnect and ConnectOutcome. HealthEvent records among them say
 when the session found its own hooks not firing or detached, and repaired them. Failures raise connscope.Error,
 whose .code is the library's negative error code and whose message is the
 library's own (what failed, why, and what to do). Diagnostics go to the
@@ -31,19 +36,33 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, List, Optional, Union
 
 from . import _ffi
-from ._ffi import (EBACKEND, ECALLBACK, EINTERNAL, EMOVED, ENOBTF, ENOCGROUP2, ENOTFIRING)  # noqa: F401
+from ._ffi import (EBACKEND, ECALLBACK, ECGROUPSUBTREE, EINTERNAL, EMOVED, ENOBTF,  # noqa: F401
+                   ENOCGROUP2, ENOTFIRING)
+# The C values behind ConnectOutcome's lsm and tcp names, and behind
+# Session(outcomes=) (connscope_opts::outcomes_mode).
+from ._ffi import (LSM_ALLOWED, LSM_DENIED, LSM_UNKNOWN, OUTCOMES_DEFAULT, OUTCOMES_OFF,  # noqa: F401
+                   OUTCOMES_ON, TCP_CLOSED, TCP_ESTABLISHED, TCP_NONE, TCP_REFUSED, TCP_TIMED_OUT,
+                   TCP_UNREACHABLE)
 
 __all__ = [
-    "Session", "Error", "SecuritySocketConnect", "NetTcpConnect", "HealthEvent", "Stats", "BackendInfo",
+    "Session", "Error", "SecuritySocketConnect", "NetTcpConnect", "ConnectOutcome", "OutcomeEvent",
+    "HealthEvent", "Stats", "BackendInfo",
     "BackendStatus", "LogLevel", "library_version", "EBACKEND", "ENOCGROUP2", "ENOBTF",
-    "EMOVED", "ECALLBACK", "EINTERNAL", "ENOTFIRING",
+    "EMOVED", "ECALLBACK", "EINTERNAL", "ENOTFIRING", "ECGROUPSUBTREE",
+    "OUTCOMES_DEFAULT", "OUTCOMES_ON", "OUTCOMES_OFF", "LSM_UNKNOWN", "LSM_ALLOWED", "LSM_DENIED",
+    "TCP_NONE", "TCP_ESTABLISHED", "TCP_REFUSED", "TCP_TIMED_OUT", "TCP_UNREACHABLE", "TCP_CLOSED",
 ]
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 # The oldest library whose C ABI this module declares (0.2 moved the process
 # and address out of the events, behind pointers).
 _ABI_VERSION = (0, 2)
+# The first library with outcomes (connscope_callbacks::on_outcome,
+# connscope_opts::outcomes_mode): an older one refuses those fields set.
+_OUTCOMES_VERSION = (0, 4)
+# The "schema" every JSON record carries (connscope::json_schema_version).
+_JSON_SCHEMA = 1
 
 _libs = {}
 
@@ -58,12 +77,16 @@ def _lib(path=None):
                         f"cannot load libconnscope ({key}): {e}; pass library=, set "
                         "CONNSCOPE_LIBRARY to the path of libconnscope.so.0, or install it") from e
         version = lib.connscope_version().decode()
-        if tuple(int(x) for x in version.split(".")[:2]) < _ABI_VERSION:
+        if _version_tuple(version) < _ABI_VERSION:
             raise Error(-_errno.ENOTSUP,
                         f"{key} is libconnscope {version}; this module needs "
                         f"{_ABI_VERSION[0]}.{_ABI_VERSION[1]} or later")
         _libs[key] = lib
     return _libs[key]
+
+
+def _version_tuple(version: str):
+    return tuple(int(x) for x in version.split(".")[:2])
 
 
 def library_version(library=None) -> str:
@@ -110,10 +133,29 @@ def _json_text(write, check) -> str:
     return buf.raw[:n].decode("utf-8", "backslashreplace")
 
 
+class _Record:
+    """The C and C++ names of two JSON fields every event has."""
+
+    @property
+    def sequence(self) -> int:
+        """seq: the session's number for this event, one more than the event before it."""
+        return self.seq
+
+    @property
+    def timestamp_ns(self) -> int:
+        """timestamp, in ns since the Unix epoch."""
+        return self.timestamp
+
+
+# seq and connect_id (0.4) are keyword-only with a default, so the positional
+# arguments are those of 0.3; asdict() still gives them in the JSON's order.
 @dataclass(frozen=True)
-class SecuritySocketConnect:
+class SecuritySocketConnect(_Record):
     """Every connect attempt (the kernel's security_socket_connect)."""
     event: str = field(default="security_socket_connect", init=False)  # as in the JSON contract
+    schema: int = field(default=_JSON_SCHEMA, init=False)  # the JSON contract's version
+    seq: int = field(default=0, kw_only=True)         # the session's number for this event (a gap: a loss)
+    connect_id: int = field(default=0, kw_only=True)  # joins it with its NetTcpConnect and ConnectOutcome
     timestamp: int      # ns since the Unix epoch
     pid: int
     tid: int
@@ -134,6 +176,9 @@ class SecuritySocketConnect:
     remote_addr: dict   # {"family": "AF_INET", "ip": ..., "port": ...} or {"family": "AF_UNIX", "path": ...}
     toctou: bool
     via: str            # how it was asked for: "connect", "fastopen", "io_uring" or "unknown"
+    # An LSM ahead of the backend's hook refused it: reported when connect(2)
+    # returned, from the caller's arguments (toctou is then true as well).
+    late: bool = False
 
     def to_dict(self) -> dict:
         """The event as the JSON contract's object."""
@@ -141,9 +186,12 @@ class SecuritySocketConnect:
 
 
 @dataclass(frozen=True)
-class NetTcpConnect:
+class NetTcpConnect(_Record):
     """A TCP connect over IPv4/IPv6 with the DNS names of its destination."""
     event: str = field(default="net_tcp_connect", init=False)
+    schema: int = field(default=_JSON_SCHEMA, init=False)
+    seq: int = field(default=0, kw_only=True)         # this event's own number
+    connect_id: int = field(default=0, kw_only=True)  # its SecuritySocketConnect's
     timestamp: int
     pid: int
     tid: int
@@ -171,9 +219,49 @@ class NetTcpConnect:
 
 
 @dataclass(frozen=True)
-class HealthEvent:
+class ConnectOutcome(_Record):
+    """What became of a connect, after its SecuritySocketConnect (connect_id joins them).
+
+    Delivered once its last part is known: when the system call returned
+    (UDP, UNIX, a connect that failed at once) or when the TCP handshake
+    ended, whichever is later. Session(outcomes=False) turns them off.
+    """
+    event: str = field(default="connect_outcome", init=False)
+    schema: int = field(default=_JSON_SCHEMA, init=False)
+    seq: int            # this event's own number
+    connect_id: int     # the SecuritySocketConnect's
+    timestamp: int      # when the outcome was known (handshake end or return), ns since the Unix epoch
+    pid: int
+    tid: int
+    via: str            # as SecuritySocketConnect.via
+    # "established", "refused", "timed_out", "unreachable", "closed" (TCP),
+    # "denied" (an LSM refused), "connected" (UDP, UNIX), "failed", "unknown"
+    outcome: str
+    result: Optional[int]  # the system call's return: 0, or -errno (-EINPROGRESS); None: not known (io_uring)
+    error: str          # the errno's name when result is negative ("ECONNREFUSED"), else ""
+    lsm: str            # "allowed", "denied" or "unknown"
+    lsm_error: int      # when denied: the errno the LSM gave
+    tcp: str            # "none", "established", "refused", "timed_out", "unreachable" or "closed"
+    tcp_error: int      # the socket's errno when the handshake ended (0: none)
+    duration_ns: int    # from the attempt to the handshake's end (TCP) or the return
+    local_addr: Optional[dict]  # the address the socket was bound to, as remote_addr; None when not known
+    socket_cookie: int  # the socket's SO_COOKIE; 0 when the kernel gave it none yet
+
+    def to_dict(self) -> dict:
+        """The event as the JSON contract's object."""
+        return asdict(self)
+
+
+# The name the C ABI gives it (struct connscope_outcome_event).
+OutcomeEvent = ConnectOutcome
+
+
+@dataclass(frozen=True)
+class HealthEvent(_Record):
     """The session's watch over its own hooks: what went missing and what it did."""
     event: str = field(default="health", init=False)
+    schema: int = field(default=_JSON_SCHEMA, init=False)
+    seq: int = field(default=0, kw_only=True)  # as SecuritySocketConnect.seq
     kind: str       # "canary_missed", "link_detached", "reattached" or "reattach_failed"
     what: str       # the canary or the link it concerns
     message: str    # what went missing, since when, and what the session did about it
@@ -184,7 +272,7 @@ class HealthEvent:
         return asdict(self)
 
 
-Event = Union[SecuritySocketConnect, NetTcpConnect, HealthEvent]
+Event = Union[SecuritySocketConnect, NetTcpConnect, ConnectOutcome, HealthEvent]
 
 
 @dataclass(frozen=True)
@@ -192,14 +280,14 @@ class Stats:
     """Counters since the session started, each in one unit (connscope_stats).
 
     For ring records produced = delivered + lost holds exactly, with
-    lost = lost_ring_connect + lost_ring_dns + decode_errors.
+    lost = lost_ring_connect + lost_ring_dns + lost_ring_outcome + decode_errors.
     """
     events: int                 # connect events delivered
     tcp_events: int             # TCP connect events delivered
     dns_messages: int           # DNS answers parsed and given to the correlator
-    lost: int                   # ring records lost: the next three added up
+    lost: int                   # ring records lost: lost_ring_* and decode_errors added up
     lost_ring_connect: int      # connect records dropped in the kernel: the ring was full
-    lost_ring_dns: int          # DNS records dropped in the kernel: the ring was full
+    lost_ring_dns: int          # DNS records dropped in the kernel: ring full, or past its DNS limit
     decode_errors: int          # ring records delivered that the decoder could not read
     dns_truncated: int          # DNS records whose payload was longer than dns_payload_max
     dns_malformed: int          # DNS messages the parser rejected
@@ -211,6 +299,18 @@ class Stats:
     links_detached: int         # times a link of the session's was found detached
     reattachments: int          # times the session attached its programs again
     unwatched_ns: int           # ns the session was not sure it was watching (see the C docs)
+    # Since 0.4 (0 from an older library). Defaults keep 0.3's constructor.
+    outcomes: int = 0           # outcome events delivered
+    lost_ring_outcome: int = 0  # outcomes dropped in the kernel: a full ring, or too many handshakes at once
+    dns_dropped_reserve: int = 0  # of lost_ring_dns: dropped as the ring was over half full (kept for connects)
+    dns_evicted_budget: int = 0   # names a budget group over its share evicted from itself
+    dns_evicted_global: int = 0   # names evicted as the DNS cache or its non-host pool was full
+    dns_expired: int = 0          # names removed because they expired (not in dns_names_evicted)
+    dns_cache_entries: int = 0    # names the DNS cache holds now
+    dns_cache_bytes: int = 0      # bytes charged for the names held now; at most dns_cache_bytes_max
+    dns_cache_bytes_max: int = 0  # the default DNS cache's memory bound; 0 with a correlator of your own
+    dns_cache_bytes_allocated: int = 0  # memory the DNS cache has allocated now, slack included
+    dns_cache_budget_groups: int = 0    # budget groups holding names now, the host's included
 
 
 @dataclass(frozen=True)
@@ -229,6 +329,10 @@ class BackendInfo:
     dns: str
     gaps: List[str]
     tried: List[BackendStatus]
+    #: The directory the cgroup programs are attached to, "(private mount)", or "".
+    cgroup_root: str = ""
+    #: What they watch and how it was found, one sentence.
+    cgroup_scope: str = ""
 
 
 def _process_fields(p) -> dict:
@@ -256,25 +360,76 @@ def _address(a) -> dict:
     return {"family": family, "addrlen": a.addrlen}
 
 
+def _has(filled: int, struct, name: str) -> bool:
+    """Whether the library filled the field name (an older one fills less of the struct)."""
+    f = getattr(struct, name)
+    return filled >= f.offset + f.size
+
+
 def _via(ev, struct) -> str:
     # A library older than 0.3 fills less of the struct: it does not say.
-    if ev.size < struct.via_name.offset + struct.via_name.size or not ev.via_name:
+    if not _has(ev.size, struct, "via_name") or not ev.via_name:
         return "unknown"
     return _text(ev.via_name)
 
 
+def _numbers(ev, struct) -> dict:
+    """seq and connect_id (0 from a library older than 0.4)."""
+    return {"seq": ev.sequence if _has(ev.size, struct, "sequence") else 0,
+            "connect_id": ev.connect_id if _has(ev.size, struct, "connect_id") else 0}
+
+
 def _connect_event(ev) -> SecuritySocketConnect:
     return SecuritySocketConnect(
+        **_numbers(ev, _ffi.ConnectEvent),
         **_process_fields(ev.process.contents), sockfd=ev.sockfd, type=_text(ev.type_name),
         remote_addr=_address(ev.remote_addr.contents), toctou=bool(ev.toctou),
-        via=_via(ev, _ffi.ConnectEvent))
+        via=_via(ev, _ffi.ConnectEvent),
+        late=bool(ev.late) if _has(ev.size, _ffi.ConnectEvent, "late") else False)
 
 
 def _tcp_event(ev) -> NetTcpConnect:
     results = [_text(ev.results[i]) for i in range(ev.result_count)]
     return NetTcpConnect(
+        **_numbers(ev, _ffi.TcpConnectEvent),
         **_process_fields(ev.process.contents), sockfd=ev.sockfd, dst_ip=_text(ev.dst_ip),
         dst_port=ev.dst_port, results=results, via=_via(ev, _ffi.TcpConnectEvent))
+
+
+_strerrorname = []
+
+
+def _errno_name(code: int) -> str:
+    """"ECONNREFUSED" for 111: glibc's strerrorname_np, the name the library's JSON gives.
+
+    Python's errno.errorcode picks other aliases for a few values (ENOTSUP
+    for EOPNOTSUPP), so it is only the fallback; "" for an unknown code.
+    """
+    if not _strerrorname:
+        fn = None
+        try:
+            fn = ctypes.CDLL(None).strerrorname_np
+            fn.restype = ctypes.c_char_p
+            fn.argtypes = [ctypes.c_int]
+        except (OSError, AttributeError):  # not glibc 2.32 or later
+            fn = None
+        _strerrorname.append(fn)
+    fn = _strerrorname[0]
+    if fn is not None:
+        return _text(fn(code))
+    return _errno.errorcode.get(code, "")
+
+
+def _outcome_event(ev) -> ConnectOutcome:
+    result = ev.result if ev.result_known else None
+    return ConnectOutcome(
+        seq=ev.sequence, connect_id=ev.connect_id, timestamp=ev.timestamp_ns, pid=ev.pid,
+        tid=ev.tid, via=_text(ev.via_name) or "unknown", outcome=_text(ev.outcome_name),
+        result=result, error=_errno_name(-result) if result is not None and result < 0 else "",
+        lsm=_text(ev.lsm_name), lsm_error=ev.lsm_error, tcp=_text(ev.tcp_name),
+        tcp_error=ev.tcp_error, duration_ns=ev.duration_ns,
+        local_addr=_address(ev.local_addr.contents) if ev.local_addr else None,
+        socket_cookie=ev.socket_cookie)
 
 
 _FAMILIES = {"inet": _socket.AF_INET, "inet6": _socket.AF_INET6, "unix": _socket.AF_UNIX}
@@ -362,7 +517,7 @@ class Session:
             dns_ports=None, dns_payload_max=0, library=None, *,
             pids=None, uids=None, comms=None, cgroups=None, families=None,
             ports=None, exclude_self=True, log=None, log_level=None,
-            startup_timeout_ms=0, liveness_interval_ms=0)
+            startup_timeout_ms=0, liveness_interval_ms=0, outcomes=True)
 
     backend is "auto", a name ("cgroup"), a comma list or a list of names;
     zero/None settings take the library defaults (4 MiB ring, 10 ms latency,
@@ -380,6 +535,19 @@ class Session:
     (within startup_timeout_ms; 0: 5 s), else raises Error ENOTFIRING. Every
     liveness_interval_ms (0: 10 s; None: off) it proves it again and checks
     its links; what it finds and repairs comes out of poll() as HealthEvent.
+
+    cgroup_root: the cgroup v2 directory the cgroup programs (the cgroup
+    backend, the DNS capture) attach to. None: the hierarchy's root, found
+    at a mount, through /proc/1/root, or by a private mount on a cgroup
+    v1-only host; Error ECGROUPSUBTREE when only a subtree is reachable (a
+    container with its own cgroup namespace). A path: watch that subtree on
+    purpose. backend().cgroup_scope says what is watched.
+
+    outcomes=True (the default) follows each connect to its end: poll()
+    returns a ConnectOutcome after its SecuritySocketConnect (the same
+    connect_id), and connects an LSM refused before the backend's hook are
+    reported too (late=True). outcomes=False: neither. A library older than
+    0.4 has no outcomes; there outcomes=True gives none.
 
     The filter keywords choose which connects are reported; the kernel drops
     the others before they use ring space. None (or empty) means "any"; a
@@ -402,8 +570,10 @@ class Session:
                  cgroups=None, families=None, ports=None, exclude_self: bool = True,
                  log: Optional[Callable[[LogLevel, str], None]] = None,
                  log_level: Optional[int] = None, startup_timeout_ms: int = 0,
-                 liveness_interval_ms: Optional[int] = 0):
+                 liveness_interval_ms: Optional[int] = 0, cgroup_root: Optional[str] = None,
+                 outcomes: bool = True):
         self._lib = _lib(library)
+        has_outcomes = _version_tuple(self._lib.connscope_version().decode()) >= _OUTCOMES_VERSION
         self._ptr = None
         self._pending: List[Event] = []
         self._exception: Optional[BaseException] = None
@@ -434,6 +604,8 @@ class Session:
             self._on_log = _ffi.LogFn(self._log_cb)
             opts.log = self._on_log
         opts.startup_timeout_ms = startup_timeout_ms or 0
+        if cgroup_root:
+            opts.cgroup_root = _os.fsencode(cgroup_root)
         opts.liveness_interval_ms = (_ffi.LIVENESS_OFF if liveness_interval_ms is None
                                      else liveness_interval_ms or 0)
         self._on_health = _ffi.HealthFn(self._health_cb)
@@ -444,6 +616,11 @@ class Session:
         cb.sz = ctypes.sizeof(cb)
         cb.on_connect = self._on_connect
         cb.on_tcp_connect = self._on_tcp_connect
+        # An older library refuses these fields set (non-zero bytes past what it knows).
+        if has_outcomes:
+            opts.outcomes_mode = _ffi.OUTCOMES_ON if outcomes else _ffi.OUTCOMES_OFF
+            self._on_outcome = _ffi.OutcomeFn(self._outcome_cb)
+            cb.on_outcome = self._on_outcome
         ptr = ctypes.POINTER(_ffi.Session)()
         rc = self._lib.connscope_session_new(ctypes.byref(opts), ctypes.byref(cb), ctypes.byref(ptr))
         if rc == 0:
@@ -478,6 +655,9 @@ class Session:
     def _convert_tcp(self, ev):
         return _tcp_event(ev.contents)
 
+    def _convert_outcome(self, ev):
+        return _outcome_event(ev.contents)
+
     def _convert_health(self, event):
         return event
 
@@ -493,15 +673,24 @@ class Session:
     def _health_cb(self, ev, _ctx):
         try:
             e = ev.contents
+            seq = e.sequence if _has(e.sz, _ffi.HealthEvent, "sequence") else 0
             self._pending.append(self._convert_health(
-                HealthEvent(kind=_text(e.kind_name), what=_text(e.what), message=_text(e.message),
-                            timestamp=e.timestamp_ns)))
+                HealthEvent(seq=seq, kind=_text(e.kind_name), what=_text(e.what),
+                            message=_text(e.message), timestamp=e.timestamp_ns)))
         except BaseException as e:  # noqa: B036 - re-raised by poll()
             self._exception = e
 
     def _tcp_cb(self, ev, _ctx):
         try:
             self._pending.append(self._convert_tcp(ev))
+            return 0
+        except BaseException as e:  # noqa: B036
+            self._exception = e
+            return -ECALLBACK
+
+    def _outcome_cb(self, ev, _ctx):
+        try:
+            self._pending.append(self._convert_outcome(ev))
             return 0
         except BaseException as e:  # noqa: B036
             self._exception = e
@@ -585,7 +774,8 @@ class Session:
             self._check(self._lib.connscope_session_backend_tried(s, i, ctypes.byref(st)))
             tried.append(BackendStatus(_text(st.name), bool(st.available), _text(st.reason)))
         return BackendInfo(name=_text(info.name), reason=_text(info.reason), dns=_text(info.dns),
-                           gaps=[_text(info.gaps[i]) for i in range(info.gap_count)], tried=tried)
+                           gaps=[_text(info.gaps[i]) for i in range(info.gap_count)], tried=tried,
+                           cgroup_root=_text(info.cgroup_root), cgroup_scope=_text(info.cgroup_scope))
 
     def close(self) -> None:
         """Detaches and frees everything; safe to call twice."""

@@ -2,7 +2,8 @@
 """python3 -m connscope: every connect() on the host, as `connscope-trace --json` prints it.
 
 The JSON lines are the library's own (connscope_connect_event_json,
-connscope_tcp_connect_event_json and connscope_session_stats_json), so they
+connscope_tcp_connect_event_json, connscope_outcome_event_json and
+connscope_session_stats_json), so they
 are byte for byte what connscope-trace writes; the status lines go to stderr
 as connscope-trace's do. The options are connscope-trace's, less
 --list-backends (the C ABI has no probe of its own).
@@ -25,12 +26,17 @@ connscope-trace --json does (needs root).
 
   --json               accepted for connscope-trace's sake; the output is always JSON
   --duration SECONDS   stop after SECONDS (default: until SIGINT/SIGTERM)
-  --backend NAME       auto (default), lsm, fentry, kprobe, cgroup, tracepoint,
+  --backend NAME       auto (default), fentry, lsm, kprobe, cgroup, tracepoint,
                        or a comma-separated preference list
   --ring-size BYTES    ring buffer size: a power-of-two multiple of the page size
   --max-latency-ms MS  longest an event waits before it is printed (default 10)
   --no-dns             do not capture DNS answers (net_tcp_connect results stay empty)
+  --no-outcomes        do not follow connects to their outcome (no connect_outcome)
   --dns-port N         take DNS answers from port N (repeatable; default 53)
+  --cgroup-root PATH   attach the cgroup programs (cgroup backend, DNS capture)
+                       to this cgroup v2 directory: watch only that subtree
+                       (default: the hierarchy's root, or refuse when only a
+                       subtree is reachable)
   --stats-interval S   also write a stats record every S seconds
   --liveness-interval S  prove every S seconds that the hooks still fire and
                        are attached, and repair them (default 10; 0: off)
@@ -67,6 +73,10 @@ class JsonSession(Session):
         return _json_text(lambda buf, n: self._lib.connscope_tcp_connect_event_json(ev, buf, n),
                           self._check)
 
+    def _convert_outcome(self, ev):
+        return _json_text(lambda buf, n: self._lib.connscope_outcome_event_json(ev, buf, n),
+                          self._check)
+
     def _convert_health(self, event):
         # The record connscope-trace --json writes (its texts are ASCII).
         return json.dumps(event.to_dict(), separators=(",", ":"))
@@ -99,6 +109,8 @@ def parse_args(argv):
             a["verbose"] += 1
         elif arg == "--no-dns":
             kw["dns"] = False
+        elif arg == "--no-outcomes":
+            kw["outcomes"] = False
         elif arg == "--list-backends":
             raise UsageError("--list-backends: not available from Python; use connscope-trace "
                              "--list-backends")
@@ -156,6 +168,11 @@ def parse_args(argv):
                 raise UsageError("--backend needs a value")
             kw["backend"] = value
             i += 1
+        elif arg == "--cgroup-root":
+            if not value:
+                raise UsageError("--cgroup-root: give a cgroup v2 directory")
+            kw["cgroup_root"] = value
+            i += 1
         else:
             raise UsageError(f"unknown option '{arg}'")
     if dns_ports:
@@ -185,7 +202,7 @@ def run(args, kw):
                   log_level=LogLevel.DEBUG if args["verbose"] > 1 else LogLevel.INFO)
     with JsonSession(**kw) as session:
         b = session.backend()
-        status(f"watching (backend {b.name}: {b.reason})")
+        status(f"watching (backend {b.name}: {b.reason}); cgroup scope: {b.cgroup_scope}")
         for gap in b.gaps:
             status(f"backend {b.name} does not see {gap}")
         status(f"DNS capture {b.dns}")

@@ -22,6 +22,7 @@ EMOVED = 4003
 ECALLBACK = 4004
 EINTERNAL = 4005
 ENOTFIRING = 4006
+ECGROUPSUBTREE = 4007
 
 DNS_DEFAULT = 0
 DNS_ON = 1
@@ -49,6 +50,24 @@ LOG_ERROR = 1
 LOG_WARNING = 2
 LOG_INFO = 3
 LOG_DEBUG = 4
+
+# connscope_opts::outcomes_mode (since 0.4)
+OUTCOMES_DEFAULT = 0
+OUTCOMES_ON = 1
+OUTCOMES_OFF = 2
+
+# connscope_outcome_event::lsm
+LSM_UNKNOWN = 0
+LSM_ALLOWED = 1
+LSM_DENIED = 2
+
+# connscope_outcome_event::tcp
+TCP_NONE = 0
+TCP_ESTABLISHED = 1
+TCP_REFUSED = 2
+TCP_TIMED_OUT = 3
+TCP_UNREACHABLE = 4
+TCP_CLOSED = 5
 
 
 class PortRange(Structure):
@@ -95,6 +114,7 @@ class HealthEvent(Structure):
         ("what", c_char_p),
         ("message", c_char_p),
         ("timestamp_ns", c_uint64),
+        ("sequence", c_uint64),      # since 0.4
     ]
 
 
@@ -121,6 +141,8 @@ class Opts(Structure):
         ("liveness_interval_ms", c_uint32),
         ("health", HealthFn),
         ("health_ctx", c_void_p),
+        ("cgroup_root", c_char_p),
+        ("outcomes_mode", c_int),    # since 0.4
     ]
 
 
@@ -177,6 +199,9 @@ class ConnectEvent(Structure):
         ("remote_addr", POINTER(Address)),
         ("via", c_int32),
         ("via_name", c_char_p),
+        ("connect_id", c_uint64),    # since 0.4
+        ("sequence", c_uint64),
+        ("late", c_int32),
     ]
 
 
@@ -191,11 +216,40 @@ class TcpConnectEvent(Structure):
         ("result_count", c_size_t),
         ("via", c_int32),
         ("via_name", c_char_p),
+        ("connect_id", c_uint64),    # since 0.4
+        ("sequence", c_uint64),
+    ]
+
+
+class OutcomeEvent(Structure):
+    """What became of a connect (since 0.4)."""
+    _fields_ = [
+        ("size", c_uint32),
+        ("pid", c_uint32),
+        ("connect_id", c_uint64),
+        ("sequence", c_uint64),
+        ("timestamp_ns", c_uint64),
+        ("duration_ns", c_uint64),
+        ("tid", c_uint32),
+        ("via", c_int32),
+        ("via_name", c_char_p),
+        ("result_known", c_int32),
+        ("result", c_int32),
+        ("lsm", c_int32),
+        ("lsm_error", c_int32),
+        ("lsm_name", c_char_p),
+        ("tcp", c_int32),
+        ("tcp_error", c_int32),
+        ("tcp_name", c_char_p),
+        ("outcome_name", c_char_p),
+        ("local_addr", POINTER(Address)),   # NULL when not known
+        ("socket_cookie", c_uint64),
     ]
 
 
 ConnectFn = CFUNCTYPE(c_int, POINTER(ConnectEvent), c_void_p)
 TcpConnectFn = CFUNCTYPE(c_int, POINTER(TcpConnectEvent), c_void_p)
+OutcomeFn = CFUNCTYPE(c_int, POINTER(OutcomeEvent), c_void_p)
 
 
 class Callbacks(Structure):
@@ -204,6 +258,7 @@ class Callbacks(Structure):
         ("ctx", c_void_p),
         ("on_connect", ConnectFn),
         ("on_tcp_connect", TcpConnectFn),
+        ("on_outcome", OutcomeFn),   # since 0.4
     ]
 
 
@@ -212,7 +267,11 @@ class Stats(Structure):
         "events", "tcp_events", "dns_messages", "lost", "lost_ring_connect", "lost_ring_dns",
         "decode_errors", "dns_truncated", "dns_malformed", "dns_tcp_dropped_bytes",
         "dns_names_evicted", "callback_errors", "canaries_sent", "canaries_missed",
-        "links_detached", "reattachments", "unwatched_ns")]
+        "links_detached", "reattachments", "unwatched_ns",
+        "outcomes", "lost_ring_outcome",  # since 0.4
+        "dns_dropped_reserve", "dns_evicted_budget", "dns_evicted_global", "dns_expired",
+        "dns_cache_entries", "dns_cache_bytes", "dns_cache_bytes_max", "dns_cache_bytes_allocated",
+        "dns_cache_budget_groups")]
 
 
 class BackendInfo(Structure):
@@ -224,6 +283,8 @@ class BackendInfo(Structure):
         ("gaps", POINTER(c_char_p)),
         ("gap_count", c_size_t),
         ("tried_count", c_size_t),
+        ("cgroup_root", c_char_p),
+        ("cgroup_scope", c_char_p),
     ]
 
 
@@ -245,6 +306,7 @@ STRUCTS = {
     "connscope_address": Address,
     "connscope_connect_event": ConnectEvent,
     "connscope_tcp_connect_event": TcpConnectEvent,
+    "connscope_outcome_event": OutcomeEvent,
     "connscope_stats": Stats,
     "connscope_backend_info": BackendInfo,
     "connscope_backend_status": BackendStatus,
@@ -317,6 +379,14 @@ def load(path=None):
         "connscope_connect_event_json": (c_int, [POINTER(ConnectEvent), POINTER(c_char), c_size_t]),
         "connscope_tcp_connect_event_json": (c_int, [POINTER(TcpConnectEvent), POINTER(c_char), c_size_t]),
     }
+    # Since 0.4: declared only when the library has it, so an older library
+    # still loads (the module then asks for no outcomes).
+    optional = {
+        "connscope_outcome_event_json": (c_int, [POINTER(OutcomeEvent), POINTER(c_char), c_size_t]),
+    }
+    for name, proto in optional.items():
+        if hasattr(lib, name):
+            protos[name] = proto
     for name, (restype, argtypes) in protos.items():
         fn = getattr(lib, name)
         fn.restype = restype
