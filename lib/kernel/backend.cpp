@@ -217,6 +217,21 @@ std::string memlock_remedy(const Refusal &refusal)
            "CAP_SYS_RESOURCE so it can be raised";
 }
 
+// Before Linux 6.2 the kernel has no bpf_cast_to_kern_ctx, the kfunc the
+// cgroup programs of the connect object may call (weak); libbpf then looks
+// for it in the kernel modules' BTF, and listing those (BPF_BTF_GET_NEXT_ID)
+// takes CAP_SYS_ADMIN: without it the whole object fails with EINVAL.
+std::string module_btf_remedy(const Refusal &refusal)
+{
+    constexpr int cap_sys_admin = 21;
+    if (refusal.err != EINVAL || !refusal.kernel_says.empty() || host::kernel_btf_has_name("bpf_cast_to_kern_ctx") ||
+        host::has_effective_capability(cap_sys_admin))
+        return {};
+    return "libbpf could not list the kernel modules' BTF to resolve the optional kfunc bpf_cast_to_kern_ctx, "
+           "which this kernel (" + host::kernel_release() + ") lacks: that takes CAP_SYS_ADMIN before Linux 6.2; "
+           "grant CAP_SYS_ADMIN (docs/deploy.md)";
+}
+
 const Variant &choose_variant(const BackendDescription &backend)
 {
     for (const auto &v : backend.variants)
@@ -402,6 +417,8 @@ connscope_connect_bpf *load(const BackendDescription &backend, std::vector<const
             std::string remedy = refused ? verifier_remedy(refusal.kernel_says, *refused) : std::string();
             if (remedy.empty())
                 remedy = memlock_remedy(refusal);
+            if (remedy.empty())
+                remedy = module_btf_remedy(refusal);
             if (remedy.empty())
                 remedy = backend.remedy(refusal);
             fail("loading " + join_hooks(hooks), refusal, remedy);

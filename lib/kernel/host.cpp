@@ -214,6 +214,17 @@ std::string missing_capabilities()
     return out;
 }
 
+bool has_effective_capability(int bit)
+{
+    auto status = read_file("/proc/thread-self/status");
+    if (!status)
+        return false;
+    auto pos = status->find("CapEff:");
+    if (pos == std::string::npos)
+        return false;
+    return (std::stoull(status->substr(pos + 7), nullptr, 16) >> bit) & 1;
+}
+
 std::int64_t boot_to_realtime_offset_ns()
 {
     timespec real{}, boot{};

@@ -72,6 +72,9 @@ std::uint32_t kernel_thread_size();
 // stands in for the first two, as the kernel allows); empty when none.
 std::string missing_capabilities();
 
+// Whether the calling thread holds capability bit (CAP_*) in its effective set.
+bool has_effective_capability(int bit);
+
 // Unix-epoch ns minus boot-clock ns, now.
 std::int64_t boot_to_realtime_offset_ns();
 

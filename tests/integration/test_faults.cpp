@@ -3,6 +3,7 @@
 // RLIMIT_MEMLOCK, no cgroup v2. docs/robustness.md lists every case.
 #include <catch2/catch.hpp>
 
+#include "kernel/host.hpp"
 #include "support/files.hpp"
 #include "support/harness.hpp"
 #include "support/process.hpp"
@@ -312,6 +313,14 @@ TEST_CASE("no cgroup v2: the cgroup backend says how to mount it, auto falls bac
     CHECK_THAT(out, Catch::Contains("cgroup-error " + std::to_string(static_cast<int>(Errc::no_cgroup2)) + " "));
     CHECK_THAT(out, Catch::Contains("no cgroup v2 hierarchy is mounted"));
     CHECK_THAT(out, Catch::Contains("mount -t cgroup2"));
+    if (out.find("auto-error") != std::string::npos) {
+        // Only where libbpf must list the modules' BTF for the kfunc this
+        // kernel lacks (5.11 to 6.1; backend.cpp, module_btf_remedy), which
+        // takes the CAP_SYS_ADMIN this case dropped: the message names it.
+        CHECK_FALSE(host::kernel_btf_has_name("bpf_cast_to_kern_ctx"));
+        CHECK_THAT(out, Catch::Contains("takes CAP_SYS_ADMIN before Linux 6.2"));
+        return;
+    }
     CHECK_THAT(out, Catch::Contains("auto-backend "));
     CHECK_THAT(out, !Catch::Contains("auto-backend cgroup"));
     CHECK_THAT(out, Catch::Contains("auto-dns off: no cgroup v2 hierarchy is mounted"));
