@@ -216,7 +216,8 @@ void append_json_line(std::string &out, const connscope::ConnectOutcome &ev)
     const std::string outcome = connscope::outcome_name(ev);
     const std::string lsm = connscope::lsm_verdict_name(ev.lsm);
     const std::string tcp = connscope::tcp_result_name(ev.tcp);
-    const char *error = ev.result && *ev.result < 0 ? strerrorname_np(-*ev.result) : nullptr;
+    // An errno is 1 to 4095; any other negative result (a corrupt record) has no name.
+    const char *error = ev.result && *ev.result < 0 && *ev.result > -4096 ? strerrorname_np(-*ev.result) : nullptr;
     const std::string_view error_text = error ? error : "";
     AddressText local;
     if (ev.local)

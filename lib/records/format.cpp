@@ -203,7 +203,8 @@ std::string to_json(const ConnectOutcome &ev)
         j.snum("result", *ev.result);
     else
         j.raw("result", "null");
-    const char *error = ev.result && *ev.result < 0 ? strerrorname_np(-*ev.result) : nullptr;
+    // An errno is 1 to 4095; any other negative result (a corrupt record) has no name.
+    const char *error = ev.result && *ev.result < 0 && *ev.result > -4096 ? strerrorname_np(-*ev.result) : nullptr;
     j.str("error", error ? error : "")
         .str("lsm", lsm_verdict_name(ev.lsm))
         .snum("lsm_error", ev.lsm_error)
