@@ -385,6 +385,7 @@ connscope_connect_bpf *load(const BackendDescription &backend, std::vector<const
 {
     // Enough for the log of any refusal of these programs; bigger once if not.
     std::size_t log_size = std::size_t(1) << 20;
+    bool required_tried = false;
     for (;;) {
         Skel skel{open_with(programs, settings)};
         VerifierLogs logs(skel.p, programs, log_size);
@@ -403,6 +404,21 @@ connscope_connect_bpf *load(const BackendDescription &backend, std::vector<const
         if (refused) {
             emit_log(*refused, logs.log_of(refused));
             refusal.kernel_says = verifier_reason(logs.log_of(refused));
+        }
+        // A refusal before verification names no program. Whether the required
+        // ones load at all comes first: where the kernel refuses the backend
+        // outright (EPERM where it has no trampolines) that is one more load,
+        // not one per optional program, and the error is theirs.
+        if (!refused && !required_tried) {
+            required_tried = true;
+            std::vector<const ProgramSpec *> required;
+            for (const auto *p : programs)
+                if (p->gaps_without.empty())
+                    required.push_back(p);
+            if (required.size() < programs.size()) {
+                std::vector<std::string> unused;
+                connscope_connect_bpf__destroy(load(backend, required, settings, unused)); // throws if refused
+            }
         }
         // The optional program to drop: the one refused or, when the kernel
         // did not say which (a refusal before verification), the first

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
 // Integration tests need root and the real kernel: without them they exit 77
 // (skip) and say why, never pass silently.
-#define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
+
+#include "support/catch_runner.hpp"
 
 #include "support/harness.hpp"
 
@@ -15,7 +16,7 @@ namespace {
 int quiet_libbpf(enum libbpf_print_level, const char *, va_list) { return 0; }
 } // namespace
 
-int main(int argc, char **argv)
+int testing::before_tests()
 {
     // Root, or a user with the documented capabilities (the caps suite runs
     // it so, with ambient CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN).
@@ -40,5 +41,5 @@ int main(int argc, char **argv)
         std::printf("FAIL: starting a session with backend %s: %s\n", backend[0].c_str(), e.what());
         return 1;
     }
-    return Catch::Session().run(argc, argv);
+    return -1;
 }
