@@ -55,25 +55,8 @@ void say(int fd, const std::string &line) { testing::write_all(fd, line + "\n");
 // namespaces, and a cgroup2 mount that shows only that cgroup.
 std::string become_container(const std::string &mount)
 {
-    if (::unshare(CLONE_NEWCGROUP | CLONE_NEWNS) != 0)
-        return std::string("unshare: ") + std::strerror(errno);
-    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
-        return std::string("make / private: ") + std::strerror(errno);
-    for (int round = 0; round < 8; ++round) {
-        std::ifstream mi("/proc/self/mountinfo");
-        std::string line, target;
-        while (std::getline(mi, line))
-            if (line.find(" - cgroup2 ") != std::string::npos) {
-                std::istringstream f(line);
-                std::string a, b, c, d;
-                f >> a >> b >> c >> d >> target;
-                break;
-            }
-        if (target.empty())
-            break;
-        if (::umount2(target.c_str(), MNT_DETACH) != 0)
-            return "umount " + target + ": " + std::strerror(errno);
-    }
+    if (std::string why = testing::leave_cgroup2_mounts(CLONE_NEWCGROUP); !why.empty())
+        return why;
     if (::mount("none", mount.c_str(), "cgroup2", 0, nullptr) != 0)
         return "mount cgroup2 on " + mount + ": " + std::strerror(errno);
     return {};

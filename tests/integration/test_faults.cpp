@@ -244,40 +244,11 @@ TEST_CASE("RLIMIT_MEMLOCK of 64 KiB: a Session still starts (memcg accounting)",
     }
 }
 
-namespace {
-
-// In a private mount namespace, unmounts every cgroup2 mount; "" or why not.
-std::string unmount_cgroup2()
-{
-    if (::unshare(CLONE_NEWNS) != 0)
-        return std::string("unshare: ") + std::strerror(errno);
-    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
-        return std::string("make / private: ") + std::strerror(errno);
-    for (int round = 0; round < 8; ++round) {
-        std::ifstream mi("/proc/self/mountinfo");
-        std::string line, target;
-        while (std::getline(mi, line))
-            if (line.find(" - cgroup2 ") != std::string::npos) {
-                std::istringstream f(line);
-                std::string a, b, c, d;
-                f >> a >> b >> c >> d >> target;
-                break;
-            }
-        if (target.empty())
-            return "";
-        if (::umount2(target.c_str(), MNT_DETACH) != 0)
-            return "umount " + target + ": " + std::strerror(errno);
-    }
-    return "cgroup2 mounts remain";
-}
-
-} // namespace
-
 TEST_CASE("no cgroup v2: the cgroup backend says how to mount it, auto falls back", "[hardening][fault]")
 {
     SKIP_WITHOUT_CAPABILITY(CAP_SYS_ADMIN, "a mount namespace without cgroup2");
     auto out = in_child([] {
-        std::string why = unmount_cgroup2();
+        std::string why = testing::leave_cgroup2_mounts();
         if (!why.empty())
             return "setup " + why;
         // Nor the host's through /proc/1/root, nor a private mount: the case

@@ -3,9 +3,14 @@
 
 #include <catch2/catch.hpp>
 
+#include <cerrno>
+#include <cstring>
 #include <exception>
+#include <fstream>
+#include <sstream>
 #include <linux/capability.h>
 #include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -85,6 +90,31 @@ void pin_to_cpu(int cpu)
     CPU_ZERO(&set);
     CPU_SET(cpu, &set);
     ::sched_setaffinity(0, sizeof(set), &set);
+}
+
+std::string leave_cgroup2_mounts(int also)
+{
+    if (::unshare(CLONE_NEWNS | also) != 0)
+        return std::string("unshare: ") + std::strerror(errno);
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+        return std::string("make / private: ") + std::strerror(errno);
+    // Stacked mounts show one at a time: a few rounds until none is left.
+    for (int round = 0; round < 8; ++round) {
+        std::ifstream mi("/proc/self/mountinfo");
+        std::string line, target;
+        while (std::getline(mi, line))
+            if (line.find(" - cgroup2 ") != std::string::npos) {
+                std::istringstream f(line);
+                std::string id, parent, dev, root;
+                f >> id >> parent >> dev >> root >> target;
+                break;
+            }
+        if (target.empty())
+            return "";
+        if (::umount2(target.c_str(), MNT_DETACH) != 0)
+            return "umount " + target + ": " + std::strerror(errno);
+    }
+    return "cgroup2 mounts remain";
 }
 
 } // namespace testing

@@ -24,4 +24,10 @@ void pin_to_cpu(int cpu);
 // effective and inheritable sets; false (errno set) when the kernel refuses.
 bool drop_capability(int cap);
 
+// Moves this process into new namespaces (CLONE_NEWNS and `also`, e.g.
+// CLONE_NEWCGROUP), makes every mount private and detaches each cgroup2 mount
+// it sees, as a container's view without the host's hierarchy. "" on success,
+// else what failed and why.
+std::string leave_cgroup2_mounts(int also = 0);
+
 } // namespace testing

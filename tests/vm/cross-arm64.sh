@@ -1,18 +1,18 @@
 #!/bin/sh
-# cross-arm64.sh SOURCE_ROOT CROSS_BUILD_DIR KERNEL_CACHE
+# cross-arm64.sh SOURCE_ROOT CROSS_BUILD_DIR
 # The native build's `vm-arm64` test: configures (once) and builds an arm64 cross
 # build with cross/aarch64-linux-gnu.ini, the products (libconnscope, connscope-trace,
 # the C example) and what the VMs run (the static integration test and
 # connscope-trace, the benchmarks), then boots the arm64 VMs (run-vm.py --arch
 # arm64). CONNSCOPE_ARM64_BUILD names an existing cross build to use instead;
-# CONNSCOPE_VM_CACHE a kernel cache shared between builds (arm64 in its arm64/).
+# Kernels and packages are kept in run-vm.py's cache (~/.cache/connscope-vm/arm64,
+# or CONNSCOPE_VM_CACHE/arm64).
 # Exit 77 with the reason when the cross toolchain, the arm64 libraries or QEMU
 # are missing (scripts/install-deps.sh installs them all).
 set -eu
-[ $# -eq 3 ] || { echo "usage: $0 SOURCE_ROOT CROSS_BUILD_DIR KERNEL_CACHE" >&2; exit 2; }
+[ $# -eq 2 ] || { echo "usage: $0 SOURCE_ROOT CROSS_BUILD_DIR" >&2; exit 2; }
 src=$1
 build=${CONNSCOPE_ARM64_BUILD:-$2}
-kernels=$3
 skip() { echo "vm-arm64: SKIP: $*"; exit 77; }
 remedy="scripts/install-deps.sh installs it (dpkg --add-architecture arm64 first)"
 
@@ -35,6 +35,6 @@ meson compile -C "$build" -j "${CONNSCOPE_CROSS_JOBS:-2}" \
     connscope connscope-trace connscope-trace-c \
     connscope-integration-static connscope-trace-static \
     bench-connect-overhead bench-event-throughput bench-filter-cost bench-traffic-tax bench-dns-engine
-exec python3 "$src/tests/vm/run-vm.py" --arch arm64 --cache "$kernels" --workdir "$build/tests/vm/work" \
+exec python3 "$src/tests/vm/run-vm.py" --arch arm64 --workdir "$build/tests/vm/work" \
     suite --test "$build/tests/connscope-integration-static" --trace "$build/tests/connscope-trace-static" \
     --bench "$build/bench"
