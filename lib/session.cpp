@@ -7,6 +7,7 @@
 
 #include "error_impl.hpp"
 #include "kernel/backend.hpp"
+#include "kernel/container_ids.hpp"
 #include "kernel/dns_capture.hpp"
 #include "kernel/filters.hpp"
 #include "kernel/host.hpp"
@@ -48,6 +49,8 @@ struct __attribute__((visibility("hidden"))) Session::Impl {
     std::size_t held_next = 0;
     std::shared_ptr<DnsCorrelator> correlator;
     std::shared_ptr<const detail::CgroupScope> cgroup;
+    // Container ids by cgroup id, from a walk of the hierarchy under cgroup.
+    std::unique_ptr<detail::ContainerIds> containers;
     Stats counters; // the user-side counts; kernel counts are added in stats()
     detail::DnsFeed dns_feed{counters};
     std::int64_t epoch_offset_ns = 0;
@@ -116,6 +119,7 @@ Session::Impl::Impl(Options opts) : options(std::move(opts))
     settings.cgroup = scope.scope;
     settings.cgroup_missing = scope.why;
     cgroup = scope.scope;
+    containers = std::make_unique<detail::ContainerIds>(cgroup ? cgroup->fd : -1);
     if (cgroup) {
         info.cgroup_root = cgroup->private_mount ? "(private mount)" : cgroup->path;
         info.cgroup_scope = cgroup->description;
@@ -290,6 +294,8 @@ void Session::Impl::handle_connect(const void *data, std::size_t size)
     }
     if (take_canary(ev))
         return; // a canary: the Session's own proof, not an event
+    // Here, not in the decoder: it reads the cgroup hierarchy (and may walk it).
+    ev.process.container_id = containers->of(ev.process.cgroup_id);
     ++counters.events;
     ev.sequence = ++sequence;
     if (options.on_connect)

@@ -81,9 +81,13 @@ private:
 
 constexpr std::size_t escaped_bound(std::size_t n) { return n * 6; }
 
-// Upper bound of everything process_fields writes but the prefix: 14 keys
-// (< 16 bytes each) and 15 numbers (<= 20 digits each), plus comm.
-std::size_t process_bound(const connscope::ProcessContext &p) { return 14 * 16 + 15 * 20 + escaped_bound(p.comm.size()); }
+// Upper bound of everything process_fields writes but the prefix: 15 keys
+// (< 20 bytes each, quotes included) and 15 numbers (<= 20 digits each),
+// plus comm and container_id.
+std::size_t process_bound(const connscope::ProcessContext &p)
+{
+    return 15 * 20 + 15 * 20 + escaped_bound(p.comm.size()) + escaped_bound(p.container_id.size());
+}
 
 void process_fields(Cursor &c, const connscope::ProcessContext &p)
 {
@@ -102,7 +106,9 @@ void process_fields(Cursor &c, const connscope::ProcessContext &p)
         .escaped(p.comm)
         .lit("\",\"cgroup_id\":")
         .num(p.cgroup_id)
-        .lit(",\"mnt_ns\":")
+        .lit(",\"container_id\":\"")
+        .escaped(p.container_id)
+        .lit("\",\"mnt_ns\":")
         .num(p.ns.mnt)
         .lit(",\"net_ns\":")
         .num(p.ns.net)

@@ -112,8 +112,10 @@ std::string clock_text(std::uint64_t ns)
 
 std::string process_text(const connscope::ProcessContext &p)
 {
+    // A container as `docker ps` shows it: the first 12 digits of its id.
     return clock_text(p.timestamp_ns) + " pid=" + std::to_string(p.pid) + " tid=" + std::to_string(p.tid) +
-           " uid=" + std::to_string(p.uid) + " comm=\"" + connscope::json_escape(p.comm) + "\"";
+           " uid=" + std::to_string(p.uid) + " comm=\"" + connscope::json_escape(p.comm) + "\"" +
+           (p.container_id.empty() ? std::string() : " container=" + p.container_id.substr(0, 12));
 }
 
 struct Args {

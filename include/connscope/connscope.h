@@ -211,6 +211,11 @@ typedef void (*connscope_health_fn)(const struct connscope_health_event *event, 
 #define CONNSCOPE_COMM_LEN 16
 /** Size of the text buffers for IP addresses (an RFC 5952 IPv6 text and its NUL fit). */
 #define CONNSCOPE_IP_TEXT_LEN 48
+/**
+ * Length of connscope_process::container_id: a container id's 64 lowercase
+ * hex digits and the terminating NUL.
+ */
+#define CONNSCOPE_CONTAINER_ID_LEN 65
 
 /**
  * A session: BPF programs attached to the kernel and the ring buffer they
@@ -383,9 +388,25 @@ struct connscope_process {
     uint32_t ipc_ns;       /**< IPC namespace inode. */
     uint32_t cgroup_ns;    /**< Cgroup namespace inode. */
     char comm[CONNSCOPE_COMM_LEN]; /**< The thread's comm, NUL-terminated. */
+    /**
+     * The id of the container the process ran in (64 lowercase hex digits),
+     * NUL-terminated; "" when its cgroup is no container's or could not be
+     * found (since 0.4; present when size covers it).
+     *
+     * Resolved in user space, when the event is decoded, from the path of the
+     * cgroup cgroup_id (taken at connect time) names: Docker, containerd's
+     * CRI, CRI-O and Podman cgroups, with the systemd and the cgroupfs
+     * drivers, Kubernetes pods included (connscope::ProcessContext::container_id
+     * lists the layouts). "" when that cgroup was removed before the event was
+     * decoded, or was made after the session's last walk of the cgroup
+     * hierarchy and the event is decoded less than 250 ms after that walk (an
+     * unknown cgroup id makes it walk again, at most once per 250 ms); at most
+     * 16384 cgroups are remembered.
+     */
+    char container_id[CONNSCOPE_CONTAINER_ID_LEN];
 };
 /** The last field of struct connscope_process in this version. */
-#define connscope_process__last_field comm
+#define connscope_process__last_field container_id
 
 /**
  * The remote address of a connect. kind says which fields are meaningful.

@@ -73,6 +73,34 @@ struct ProcessContext {
     std::string comm;               /**< The thread's comm (at most 15 bytes, raw). */
     std::uint64_t cgroup_id = 0;    /**< cgroup v2 id: the inode number of the cgroup's directory. */
     Namespaces ns;                  /**< Namespace inode numbers. */
+    /**
+     * The id of the container the process ran in (64 lowercase hex digits),
+     * or "" when its cgroup is no container's or could not be found (since 0.4).
+     *
+     * Read in user space from the path of the cgroup cgroup_id names: the
+     * kernel gives the id at connect time, and the Session finds its
+     * directory when it decodes the event, by walking the cgroup v2
+     * hierarchy it is attached to. The layouts recognised, with the systemd
+     * and the cgroupfs cgroup drivers, Kubernetes pod slices included:
+     * Docker (`docker-<id>.scope`, `docker/<id>`), containerd's CRI
+     * (`cri-containerd-<id>.scope`, `kubepods/.../pod<uid>/<id>`), CRI-O
+     * (`crio-<id>.scope`, `crio-<id>`) and Podman (`libpod-<id>.scope`,
+     * `libpod-<id>`). A cgroup below a container's (its init.scope, one it
+     * made) is that container's; of nested containers the innermost wins.
+     * The runtimes' monitors (`crio-conmon-<id>`, `libpod-conmon-<id>`) are
+     * no container.
+     *
+     * So it is "" when the container's cgroup was removed before the event
+     * was decoded (a container that exits at once), and when the cgroup was
+     * made after the Session's last walk and the event is decoded less than
+     * 250 ms after that walk: a cgroup id not yet known makes the Session
+     * walk the hierarchy again (inside poll()), at most once per 250 ms. Ids
+     * are remembered for at most 16384 cgroups (the table starts over when
+     * full). With Options::cgroup_root set to a subtree, only the cgroups
+     * below it are found, and their paths are read from there; without a
+     * cgroup v2 hierarchy it is always "".
+     */
+    std::string container_id;
 };
 
 /**

@@ -30,7 +30,7 @@ static_assert(CONNSCOPE_LSM_DENIED == static_cast<int>(LsmVerdict::denied) &&
 namespace {
 
 // Copies text into a fixed buffer, always NUL-terminated (comm is at most 15 bytes,
-// IP text at most 45, so truncation never happens for valid input).
+// IP text at most 45, a container id 64, so truncation never happens for valid input).
 template <std::size_t N>
 void copy_text(char (&dst)[N], const std::string &src) noexcept
 {
@@ -58,6 +58,7 @@ void to_c_process(const ProcessContext &p, connscope_process &out) noexcept
     out.ipc_ns = p.ns.ipc;
     out.cgroup_ns = p.ns.cgroup;
     copy_text(out.comm, p.comm);
+    copy_text(out.container_id, p.container_id);
 }
 
 int32_t to_c_unix_kind(UnixEndpoint::Kind kind) noexcept

@@ -124,6 +124,7 @@ bool decode_connect(const void *data, std::size_t size, std::int64_t epoch_offse
     p.gid = rec.proc.gid;
     p.comm.assign(rec.proc.comm, strnlen(rec.proc.comm, sizeof(rec.proc.comm)));
     p.cgroup_id = rec.proc.cgroup_id;
+    p.container_id.clear(); // the Session resolves it from cgroup_id (kernel/container_ids)
     p.ns = Namespaces{rec.proc.mnt_ns, rec.proc.net_ns,  rec.proc.pid_ns,   rec.proc.user_ns,
                       rec.proc.uts_ns, rec.proc.ipc_ns, rec.proc.cgroup_ns};
     out.sockfd = rec.sockfd;

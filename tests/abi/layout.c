@@ -75,6 +75,7 @@ int main(void)
     CONSTANT(CONNSCOPE_LOG_DEBUG);
     CONSTANT(CONNSCOPE_COMM_LEN);
     CONSTANT(CONNSCOPE_IP_TEXT_LEN);
+    CONSTANT(CONNSCOPE_CONTAINER_ID_LEN);
 
     STRUCT(connscope_opts);
     FIELD(connscope_opts, sz);
@@ -142,6 +143,7 @@ int main(void)
     FIELD(connscope_process, ipc_ns);
     FIELD(connscope_process, cgroup_ns);
     FIELD(connscope_process, comm);
+    FIELD(connscope_process, container_id);
 
     STRUCT(connscope_address);
     FIELD(connscope_address, size);

@@ -89,12 +89,16 @@ void built_events()
         addresses.push_back(connscope::UnknownAddress{AF_PACKET, 20});
         addresses.push_back(connscope::UnknownAddress{65535, std::numeric_limits<std::uint32_t>::max()});
     }
+    // The library gives "" or 64 hex digits; the writer must copy any bytes alike.
+    const std::vector<std::string> containers = {
+        "", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "we\"ird\n\xff"};
     const connscope::SocketType types[] = {connscope::SocketType::stream, connscope::SocketType::dgram,
                                            connscope::SocketType::unknown, static_cast<connscope::SocketType>(99)};
     for (std::size_t i = 0; i < comms.size(); ++i) {
         for (std::size_t k = 0; k < addresses.size(); ++k) {
             connscope::SecuritySocketConnect ev;
             ev.process = process(comms[i], (i + k) % 3 == 0);
+            ev.process.container_id = containers[(i + 2 * k) % containers.size()];
             ev.sockfd = k % 4 == 0 ? -1 : (k % 4 == 1 ? std::numeric_limits<std::int32_t>::max() : 3);
             ev.type = types[(i + k) % 4];
             ev.remote_addr = addresses[k];
@@ -108,6 +112,7 @@ void built_events()
         }
         connscope::NetTcpConnect tcp;
         tcp.process = process(comms[i], i % 2);
+        tcp.process.container_id = containers[i % containers.size()];
         tcp.sockfd = i % 2 ? -1 : 5;
         tcp.dst_ip = i % 2 ? "2001:db8::1" : "93.184.216.34";
         tcp.dst_port = static_cast<std::uint16_t>(i * 5000);

@@ -1,10 +1,11 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
 """Checks records against docs/schema.json, with the standard library only:
 the subset of JSON Schema that file uses ($ref, oneOf, const, enum, type,
-minimum, maximum, properties, required, additionalProperties, items), and
+minimum, maximum, pattern, properties, required, additionalProperties, items), and
 the key order the contract promises (the order of properties)."""
 import json
 import os
+import re
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "schema.json")
 
@@ -55,6 +56,9 @@ def errors(root, node, value, where="$"):
             out.append(f"{where}: {value} < {node['minimum']}")
         if "maximum" in node and value > node["maximum"]:
             out.append(f"{where}: {value} > {node['maximum']}")
+    # JSON Schema's pattern is a search, not a full match: the schema anchors its own.
+    if isinstance(value, str) and "pattern" in node and not re.search(node["pattern"], value):
+        out.append(f"{where}: {value!r} does not match {node['pattern']!r}")
     if isinstance(value, list) and "items" in node:
         for i, item in enumerate(value):
             out += errors(root, node["items"], item, f"{where}[{i}]")

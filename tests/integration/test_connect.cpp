@@ -5,6 +5,7 @@
 
 #include <linux/capability.h>
 
+#include "process/container_id.hpp"
 #include "support/harness.hpp"
 
 #include <arpa/inet.h>
@@ -51,6 +52,11 @@ void check_process(const ProcessContext &p, const Self &self)
     CHECK(p.gid == self.gid);
     CHECK(p.comm == self.comm);
     CHECK(p.cgroup_id == own_cgroup_id());
+    // What our own cgroup's path names: "" unless the tests run in a
+    // container. The path is the hierarchy's only in the initial cgroup
+    // namespace (inode PROC_CGROUP_INIT_INO).
+    if (testing::inode_of("/proc/self/ns/cgroup") == 0xEFFFFFFBu)
+        CHECK(p.container_id == detail::container_id_of_cgroup_path(testing::own_cgroup_path()));
     CHECK(p.ns.mnt == testing::inode_of("/proc/self/ns/mnt"));
     CHECK(p.ns.net == testing::inode_of("/proc/self/ns/net"));
     CHECK(p.ns.pid == testing::inode_of("/proc/self/ns/pid"));

@@ -5,6 +5,7 @@
 
 #include <linux/capability.h>
 
+#include "support/cgroup.hpp"
 #include "support/harness.hpp"
 
 #include <arpa/inet.h>
@@ -144,14 +145,13 @@ TEST_CASE("cgroup filter matches the cgroup and everything below it", "[filter]"
 
     // A cgroup that holds no process of ours: nothing of ours matches.
     Filters none = o.filters;
-    std::string mount = testing::cgroup2_mount();
-    std::string empty_cg = mount + "/connscope-test-" + std::to_string(::getpid());
-    REQUIRE(::mkdir(empty_cg.c_str(), 0755) == 0);
-    none.cgroups = {empty_cg};
+    testing::ScratchCgroups empty_cg("connscope-test-" + std::to_string(::getpid()));
+    INFO(empty_cg.error());
+    REQUIRE(empty_cg.ok());
+    none.cgroups = {empty_cg.path()};
     rec.session.set_filters(none);
     udp_connect(41042);
     CHECK_FALSE(seen_port(rec, 41042));
-    ::rmdir(empty_cg.c_str());
 
     Filters missing = o.filters;
     missing.cgroups = {"/no/such/cgroup"};

@@ -35,8 +35,8 @@ ROOT = os.geteuid() == 0
 OWN_NUMBERS = re.compile(r'"(timestamp|seq|connect_id|duration_ns)":(\d+)')
 
 # The JSON contract (lib/records/format.cpp): every record's keys, in order.
-PROCESS_KEYS = ["timestamp", "pid", "tid", "ppid", "uid", "gid", "comm", "cgroup_id", "mnt_ns",
-                "net_ns", "pid_ns", "user_ns", "uts_ns", "ipc_ns", "cgroup_ns"]
+PROCESS_KEYS = ["timestamp", "pid", "tid", "ppid", "uid", "gid", "comm", "cgroup_id", "container_id",
+                "mnt_ns", "net_ns", "pid_ns", "user_ns", "uts_ns", "ipc_ns", "cgroup_ns"]
 CONTRACT_KEYS = {
     "security_socket_connect": ["event", "schema", "seq", "connect_id", *PROCESS_KEYS, "sockfd", "type",
                                 "remote_addr", "toctou", "via", "late"],

@@ -10,6 +10,7 @@ import ctypes
 import errno
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -26,13 +27,18 @@ ROOT = os.geteuid() == 0
 NS_NAMES = ("mnt", "net", "pid", "user", "uts", "ipc", "cgroup")
 
 
-def own_cgroup_id():
-    """The inode of this process's cgroup v2 directory, or None when not found."""
-    path = None
+def own_cgroup_path():
+    """This process's cgroup v2 path ("0::" in /proc/self/cgroup), or None."""
     with open("/proc/self/cgroup") as f:
         for line in f:
             if line.startswith("0::"):
-                path = line[3:].strip()
+                return line[3:].strip()
+    return None
+
+
+def own_cgroup_id():
+    """The inode of this process's cgroup v2 directory, or None when not found."""
+    path = own_cgroup_path()
     if path is None:
         return None
     with open("/proc/self/mountinfo") as f:
@@ -124,6 +130,10 @@ class SessionTest(unittest.TestCase):
         cgroup_id = own_cgroup_id()
         if cgroup_id is not None:
             self.assertEqual(ev.cgroup_id, cgroup_id)
+        # A container's id, or "" where this process's cgroup path names none.
+        self.assertRegex(ev.container_id, r"^([0-9a-f]{64})?$")
+        if not re.search(r"[0-9a-f]{64}", own_cgroup_path() or ""):
+            self.assertEqual(ev.container_id, "")
         now = time.time_ns()
         self.assertLess(abs(now - ev.timestamp), 10 * 10**9, "timestamp not near the wall clock")
 

@@ -74,6 +74,7 @@ TEST_CASE("a connect record decodes field by field")
     r.addrlen = sizeof(sin);
 
     SecuritySocketConnect ev;
+    ev.process.container_id = "left from the event decoded before";
     REQUIRE(decode_connect(&r, sizeof(r), 5000, ev));
     CHECK(ev.process.timestamp_ns == 6000);
     CHECK(ev.process.pid == 10);
@@ -83,6 +84,8 @@ TEST_CASE("a connect record decodes field by field")
     CHECK(ev.process.gid == 100);
     CHECK(ev.process.comm == "curl");
     CHECK(ev.process.cgroup_id == 77);
+    // The Session resolves it; the decoder leaves none from a reused event.
+    CHECK(ev.process.container_id.empty());
     CHECK(ev.process.ns.mnt == 1);
     CHECK(ev.process.ns.net == 2);
     CHECK(ev.process.ns.pid == 3);

@@ -44,13 +44,16 @@ TEST_CASE("the security_socket_connect JSON contract")
     CHECK(to_json(ev) ==
           "{\"event\":\"security_socket_connect\",\"schema\":1,\"seq\":12,\"connect_id\":1099511627777,"
           "\"timestamp\":1700000000000000000,\"pid\":42,\"tid\":43,"
-          "\"ppid\":1,\"uid\":0,\"gid\":0,\"comm\":\"cu\\\"rl\",\"cgroup_id\":9,\"mnt_ns\":1,\"net_ns\":2,"
+          "\"ppid\":1,\"uid\":0,\"gid\":0,\"comm\":\"cu\\\"rl\",\"cgroup_id\":9,\"container_id\":\"\",\"mnt_ns\":1,\"net_ns\":2,"
           "\"pid_ns\":3,\"user_ns\":4,\"uts_ns\":5,\"ipc_ns\":6,\"cgroup_ns\":7,\"sockfd\":3,"
           "\"type\":\"SOCK_STREAM\",\"remote_addr\":{\"family\":\"AF_INET\",\"ip\":\"127.0.0.1\",\"port\":80},"
           "\"toctou\":false,\"via\":\"fastopen\",\"late\":false}");
     ev.late = true;
     ev.toctou = true;
     CHECK(to_json(ev).find("\"toctou\":true,\"via\":\"fastopen\",\"late\":true}") != std::string::npos);
+    ev.process.container_id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    CHECK(to_json(ev).find("\"cgroup_id\":9,\"container_id\":\"0123456789abcdef0123456789abcdef"
+                           "0123456789abcdef0123456789abcdef\",\"mnt_ns\":1,") != std::string::npos);
 }
 
 TEST_CASE("the connect_outcome JSON contract")
@@ -102,8 +105,11 @@ TEST_CASE("net_tcp_connect and stats JSON")
     t.dst_ip = "127.0.0.88";
     t.dst_port = 8088;
     t.results = {"www.example.test", "edge.cdn.test"};
+    t.process.container_id = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
     auto j = to_json(t);
     CHECK(j.rfind("{\"event\":\"net_tcp_connect\",\"schema\":1,\"seq\":0,\"connect_id\":0,\"timestamp\":0,", 0) == 0);
+    CHECK(j.find(",\"cgroup_id\":0,\"container_id\":\"fedcba9876543210fedcba9876543210fedcba9876543210"
+                 "fedcba9876543210\",\"mnt_ns\":0,") != std::string::npos);
     CHECK(j.find(",\"sockfd\":-1,\"dst_ip\":\"127.0.0.88\",\"dst_port\":8088,"
                  "\"results\":[\"www.example.test\",\"edge.cdn.test\"],\"via\":\"unknown\"}") !=
           std::string::npos);

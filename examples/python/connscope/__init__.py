@@ -164,6 +164,9 @@ class SecuritySocketConnect(_Record):
     gid: int
     comm: str
     cgroup_id: int
+    # The container's id (64 hex digits) or "": keyword-only like seq, so the
+    # positional arguments stay those of 0.3.
+    container_id: str = field(default="", kw_only=True)
     mnt_ns: int
     net_ns: int
     pid_ns: int
@@ -200,6 +203,9 @@ class NetTcpConnect(_Record):
     gid: int
     comm: str
     cgroup_id: int
+    # The container's id (64 hex digits) or "": keyword-only like seq, so the
+    # positional arguments stay those of 0.3.
+    container_id: str = field(default="", kw_only=True)
     mnt_ns: int
     net_ns: int
     pid_ns: int
@@ -336,9 +342,12 @@ class BackendInfo:
 
 
 def _process_fields(p) -> dict:
+    # A library older than container_id fills less of the struct: "" then.
+    container_id = _text(p.container_id) if _has(p.size, _ffi.Process, "container_id") else ""
     return {
         "timestamp": p.timestamp_ns, "pid": p.pid, "tid": p.tid, "ppid": p.ppid,
         "uid": p.uid, "gid": p.gid, "comm": _text(p.comm), "cgroup_id": p.cgroup_id,
+        "container_id": container_id,
         "mnt_ns": p.mnt_ns, "net_ns": p.net_ns, "pid_ns": p.pid_ns, "user_ns": p.user_ns,
         "uts_ns": p.uts_ns, "ipc_ns": p.ipc_ns, "cgroup_ns": p.cgroup_ns,
     }

@@ -14,6 +14,7 @@ from ctypes import (CFUNCTYPE, POINTER, Structure, c_char, c_char_p, c_int, c_in
 
 COMM_LEN = 16
 IP_TEXT_LEN = 48
+CONTAINER_ID_LEN = 65
 
 EBACKEND = 4000
 ENOCGROUP2 = 4001
@@ -165,6 +166,7 @@ class Process(Structure):
         ("ipc_ns", c_uint32),
         ("cgroup_ns", c_uint32),
         ("comm", c_char * COMM_LEN),
+        ("container_id", c_char * CONTAINER_ID_LEN),  # since 0.4
     ]
 
 
