@@ -14,12 +14,15 @@ constexpr double tcp_goal = 1.03;
 std::function<std::unique_ptr<bench::Tracer>()> session(const std::string &backend, bool dns,
                                                         std::chrono::milliseconds max_latency,
                                                         std::chrono::milliseconds liveness = std::chrono::seconds(10),
-                                                        bool outcomes = true)
+                                                        bool outcomes = true, bool take_outcomes = false)
 {
     return [=]() -> std::unique_ptr<bench::Tracer> {
         connscope::Options o;
         o.backends = {backend};
         o.outcomes = outcomes;
+        // Outcomes are followed only for a Session that takes them.
+        if (take_outcomes)
+            o.on_outcome = [](const connscope::ConnectOutcome &) {};
         o.dns.enabled = dns;
         o.max_latency = max_latency;
         o.liveness_interval = liveness;
@@ -117,7 +120,12 @@ int main(int argc, char **argv)
                            session(usable.front(), true, ms(10), ms(0)), false});
         configs.push_back({"reference: Session " + usable.front() + ", liveness every 1 s",
                            session(usable.front(), true, ms(10), ms(1000)), false});
-        // What following each connect to its outcome costs: the defaults' row against none.
+        // What following each connect to its outcome costs: a Session that
+        // takes outcomes, and one with Options::outcomes off (no refused
+        // connect(2)s either), against the defaults' row (no on_outcome:
+        // refused connect(2)s only).
+        configs.push_back({"reference: Session " + usable.front() + ", on_outcome set",
+                           session(usable.front(), true, ms(10), ms(10000), true, true), false});
         configs.push_back({"reference: Session " + usable.front() + ", outcomes off",
                            session(usable.front(), true, ms(10), ms(10000), false), false});
     }

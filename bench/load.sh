@@ -5,6 +5,8 @@
 # (-c 8, no -k), in interleaved rounds under three setups:
 #   untraced
 #   library    bench-load-noop: a Session with the defaults, no-op callbacks
+#   library-no-outcomes  the same with Options::outcomes off (what following
+#              each connect to its outcome costs, issue 21)
 #   cli        connscope-trace --json > /dev/null
 # It prints requests/s per setup and the ratio to the untraced run of the same
 # round (medians over rounds), the tracer's CPU per request, and then one pass
@@ -88,6 +90,7 @@ start_tracer() {
 	: > "$dir/tracer.err"
 	case $1 in
 	library) "$noop" > "$dir/tracer.out" 2> "$dir/tracer.err" & ;;
+	library-no-outcomes) "$noop" --no-outcomes > "$dir/tracer.out" 2> "$dir/tracer.err" & ;;
 	cli) "$trace" --json > /dev/null 2> "$dir/tracer.err" & ;;
 	esac
 	tracer_pid=$!
@@ -114,14 +117,14 @@ run_ab() {
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-modes=(untraced library cli)
+modes=(untraced library library-no-outcomes cli)
 run_ab >/dev/null # warm up nginx, ab and the page cache
 echo "load: nginx (1 worker) on 127.0.0.1:$port, ab -n $requests -c 8 (a new connection per request),"
 echo "$rounds interleaved rounds, the order rotated each round; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 : > "$dir/results"
 for r in $(seq 0 $((rounds - 1))); do
-	for k in 0 1 2; do
-		mode=${modes[$(((k + r) % 3))]}
+	for k in 0 1 2 3; do
+		mode=${modes[$(((k + r) % 4))]}
 		cpu=0
 		if [ "$mode" != untraced ]; then
 			start_tracer "$mode"
@@ -142,7 +145,7 @@ echo
 echo "requests/s and ratio: medians over rounds; ratio = requests/s / untraced requests/s of the same round."
 echo "tracer CPU/request: the tracer process's CPU time over the ab run (from /proc), per request."
 printf '%-34s %12s %12s %12s %18s\n' setup "requests/s" "ratio" "goal" "tracer CPU/request"
-for mode in untraced library cli; do
+for mode in untraced library library-no-outcomes cli; do
 	rate=$(awk -v m="$mode" '$2 == m { print $3 }' "$dir/results" | median)
 	ratio=$(awk -v m="$mode" 'NR == FNR { if ($2 == "untraced") base[$1] = $3; next } $2 == m { print $3 / base[$1] }' \
 		"$dir/results" "$dir/results" | median)
@@ -150,6 +153,7 @@ for mode in untraced library cli; do
 	case $mode in
 	untraced) goal="-"; name="untraced" ;;
 	library) goal=">= 0.99"; name="library, no-op callback" ;;
+	library-no-outcomes) goal="-"; name="library, no-op, outcomes off" ;;
 	cli) goal=">= 0.97"; name="connscope-trace --json >/dev/null" ;;
 	esac
 	verdict=""

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
 // The library with no-op callbacks, as a process of its own for bench/load.sh:
 // a Session with the defaults (the same as connscope-trace's), polled on the
-// main thread until SIGINT or SIGTERM. Says "watching" on stderr once attached;
+// main thread until SIGINT or SIGTERM; with --no-outcomes, connects are not
+// followed to their outcomes (Options::outcomes off). Says "watching" on stderr once attached;
 // at exit prints "events N" (both callbacks counted) on stdout. load.sh takes
 // its CPU time from /proc, over the load window only.
 #include <connscope/connscope.hpp>
@@ -9,6 +10,7 @@
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
+#include <string>
 #include <unistd.h>
 
 namespace {
@@ -16,7 +18,7 @@ volatile std::sig_atomic_t stop = 0;
 extern "C" void on_signal(int) { stop = 1; }
 } // namespace
 
-int main()
+int main(int argc, char **argv)
 {
     if (::geteuid() != 0) {
         std::fprintf(stderr, "bench-load-noop: needs root (it loads BPF programs)\n");
@@ -29,6 +31,7 @@ int main()
     std::uint64_t events = 0;
     try {
         connscope::Options options;
+        options.outcomes = !(argc > 1 && std::string(argv[1]) == "--no-outcomes");
         options.on_connect = [&](const connscope::SecuritySocketConnect &) { ++events; };
         options.on_tcp_connect = [&](const connscope::NetTcpConnect &) { ++events; };
         connscope::Session session(std::move(options));

@@ -74,14 +74,41 @@ static __always_inline bool emit_late_record(long ret)
 	return true;
 }
 
+/*
+ * mark_attempts: connect(2) returned ret. The thread's mark is this
+ * connect's if the backend's hook saw it; else, refused, it is reported
+ * late. The mark stays (no delete: cheaper), flagged as used.
+ */
+static __always_inline void on_connect_exit_marked(long ret)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct pending_connect *pp = bpf_map_lookup_elem(&pending_by_tid, &tid);
+
+	if (pp && !(pp->flags & PENDING_EXITED)) {
+		pp->flags |= PENDING_EXITED;
+		return;
+	}
+	if ((ret != -EACCES && ret != -EPERM) || !emit_late_record(ret))
+		return;
+	pp = bpf_map_lookup_elem(&pending_by_tid, &tid);
+	if (pp)
+		pp->flags |= PENDING_EXITED;
+}
+
 /* The system call that asked for a connect returned ret. via: its path. */
 static __always_inline void on_syscall_exit(long ret, __u16 via)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct pending_connect *pp = bpf_map_lookup_elem(&pending_by_tid, &tid);
+	struct pending_connect *pp;
 	struct pending_connect p;
 	struct cs_outcome o = {};
 
+	if (!track_outcomes) {
+		if (mark_attempts && late_records && via == CS_VIA_CONNECT)
+			on_connect_exit_marked(ret);
+		return;
+	}
+	pp = bpf_map_lookup_elem(&pending_by_tid, &tid);
 	if (!pp) {
 		if (!late_records || via != CS_VIA_CONNECT || (ret != -EACCES && ret != -EPERM) ||
 		    !emit_late_record(ret))

@@ -17,6 +17,16 @@
 
 /* Set by user space before load: whether outcomes are followed at all. */
 const volatile bool track_outcomes __weak = false;
+/*
+ * Set instead of track_outcomes when no one asked for outcomes but a
+ * connect(2) an LSM refused before the backend's hook must still be reported
+ * (outcome.bpf.c, late records): each attempt is only marked per thread, and
+ * only the exit of connect(2) looks at the mark. No handshake is followed.
+ */
+const volatile bool mark_attempts __weak = false;
+
+/* pending_connect.flags, besides the CS_OUTCOME_* ones: connect(2) returned. */
+#define PENDING_EXITED 0x8000
 
 /* A connect whose system call has not returned yet. */
 struct pending_connect {
@@ -87,9 +97,12 @@ static __always_inline void track_connect(const struct cs_connect_record *rec, b
 	struct pending_connect p = {};
 	__u32 tid = rec->proc.tid;
 
-	if (!track_outcomes)
+	if (!track_outcomes && !mark_attempts)
 		return;
 	if (rec->via == CS_VIA_IO_URING && rec->sock_type != 1 /* SOCK_STREAM */)
+		return;
+	/* Marks are for connect(2)'s exit alone: a send's would look like its. */
+	if (mark_attempts && rec->via != CS_VIA_CONNECT)
 		return;
 	p.connect_id = rec->connect_id;
 	p.attempt_boot_ns = rec->hdr.boot_ns;

@@ -5,6 +5,7 @@
 #include <connscope/error.hpp>
 #include <connscope/session.hpp>
 
+#include "dns/name_list.hpp"
 #include "error_impl.hpp"
 #include "kernel/backend.hpp"
 #include "kernel/container_ids.hpp"
@@ -17,12 +18,12 @@
 #include "options_impl.hpp"
 #include "records/decoder.hpp"
 #include "records/dns_feed.hpp"
+#include "records/text.hpp"
 
 #include "connscope_connect.skel.h"
 
 #include <algorithm>
 #include <bpf/libbpf.h>
-#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
@@ -48,6 +49,8 @@ struct __attribute__((visibility("hidden"))) Session::Impl {
     std::vector<std::pair<std::size_t, std::size_t>> held_records; // offset, size
     std::size_t held_next = 0;
     std::shared_ptr<DnsCorrelator> correlator;
+    // The correlator's allocation-free lookup, when it has one (the default).
+    detail::NameListLookup *name_lookup = nullptr;
     std::shared_ptr<const detail::CgroupScope> cgroup;
     // Container ids by cgroup id, from a walk of the hierarchy under cgroup.
     std::unique_ptr<detail::ContainerIds> containers;
@@ -58,10 +61,14 @@ struct __attribute__((visibility("hidden"))) Session::Impl {
     bool dispatching = false;
     bool break_requested = false;
     int break_result = 0;
-    // Reused between records so steady-state decoding does not allocate.
+    // Reused between records, strings and vectors included, so that a
+    // steady state of decoding and dispatch allocates nothing.
     SecuritySocketConnect connect_event;
     NetTcpConnect tcp_event;
     ConnectOutcome outcome_event;
+    std::string spare_unix_name;
+    detail::NameList tcp_names;
+    std::vector<detail::WatchedLinks> watched;
     // Every event gets the next number, delivered to a callback or not.
     std::uint64_t sequence = 0;
     // The connect ids of the latest canaries: their outcomes are not events
@@ -102,7 +109,10 @@ Session::Impl::Impl(Options opts) : options(std::move(opts))
                                "; run as root or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN");
 
     detail::LoadSettings settings;
-    settings.outcomes = options.outcomes;
+    // Following each connect costs on every TCP state change; only a Session
+    // that takes outcomes pays for it. Refused attempts are reported anyway.
+    settings.outcomes = options.outcomes && options.on_outcome;
+    settings.refused_attempts = options.outcomes;
     settings.ring_size = options.ring_size;
     settings.wakeup_watermark = options.ring_size / 4;
     auto scope = detail::find_cgroup_scope(options.cgroup_root);
@@ -156,6 +166,7 @@ Session::Impl::Impl(Options opts) : options(std::move(opts))
         info.dns = "off (disabled by the options)";
         correlator = options.dns.correlator;
     }
+    name_lookup = dynamic_cast<detail::NameListLookup *>(correlator.get());
     ring = std::make_unique<detail::RingReader>(
         bpf_map__fd(backend.skel->maps.events_rb),
         [](void *ctx, void *data, std::size_t size) { return static_cast<Impl *>(ctx)->handle_record(data, size); },
@@ -260,7 +271,8 @@ int Session::Impl::handle_record(const void *data, std::size_t size)
 {
     if (starting) {
         if (detail::record_type(data, size) == CS_REC_CONNECT &&
-            detail::decode_connect(data, size, epoch_offset_ns, connect_event) && take_canary(connect_event))
+            detail::decode_connect(data, size, epoch_offset_ns, connect_event, &spare_unix_name) &&
+            take_canary(connect_event))
             return 0;
         const auto *bytes = static_cast<const unsigned char *>(data);
         held_records.emplace_back(held.size(), size);
@@ -288,7 +300,7 @@ int Session::Impl::handle_record(const void *data, std::size_t size)
 void Session::Impl::handle_connect(const void *data, std::size_t size)
 {
     SecuritySocketConnect &ev = connect_event;
-    if (!detail::decode_connect(data, size, epoch_offset_ns, ev)) {
+    if (!detail::decode_connect(data, size, epoch_offset_ns, ev, &spare_unix_name)) {
         ++counters.decode_errors;
         return;
     }
@@ -313,11 +325,17 @@ void Session::Impl::handle_connect(const void *data, std::size_t size)
     tcp_ev.via = ev.via;
     tcp_ev.connect_id = ev.connect_id;
     tcp_ev.sequence = ++sequence;
-    tcp_ev.dst_ip = inet->ip.to_string();
+    detail::assign_ip(tcp_ev.dst_ip, inet->ip);
     tcp_ev.dst_port = inet->port;
-    tcp_ev.results.clear();
-    if (correlator)
+    if (name_lookup) {
+        tcp_names.start(tcp_ev.results);
+        name_lookup->lookup_into(ev.process.ns.net, inet->ip.unmapped(), ev.process.timestamp_ns, tcp_names);
+        tcp_names.finish();
+    } else if (correlator) {
         tcp_ev.results = correlator->lookup(ev.process.ns.net, inet->ip.unmapped(), ev.process.timestamp_ns);
+    } else {
+        tcp_ev.results.clear();
+    }
     ++counters.tcp_events;
     deliver(options.on_tcp_connect, tcp_ev);
 }
@@ -375,9 +393,11 @@ int Session::Impl::drain()
         n = consumed < 0 ? consumed : n + consumed;
     }
     if (!break_requested && n >= 0) {
-        std::vector<detail::WatchedLinks> watched{{&backend.links, true}};
-        if (dns_capture)
-            watched.push_back({&dns_capture->links(), false});
+        if (watched.empty()) {
+            watched.push_back({&backend.links, true});
+            if (dns_capture)
+                watched.push_back({&dns_capture->links(), false});
+        }
         liveness->check(watched);
     }
     dispatching = false;

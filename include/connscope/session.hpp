@@ -130,9 +130,13 @@ struct Options {
     /** Called for every TCP connect over IPv4/IPv6, right after its on_connect. */
     std::function<void(const NetTcpConnect &)> on_tcp_connect;
     /**
-     * Follow each connect to its outcome (on_outcome), and report the
-     * connect(2)s an LSM refused before the backend's hook. Off saves the
-     * outcome programs' cost (docs/performance.md).
+     * Follow each connect to its outcome, for on_outcome, and report the
+     * connect(2)s an LSM refused before the backend's hook. Connects are
+     * followed only when on_outcome is set: that costs on every TCP state
+     * change of the host and at every connect's return (docs/performance.md),
+     * so a Session without on_outcome only watches connect(2)'s return for
+     * the refused ones (since 0.5). Off: neither, and BackendInfo::gaps says
+     * that the lsm and cgroup backends then miss the refused ones.
      */
     bool outcomes = true;
     /** Called with what became of each connect, after its on_connect. */

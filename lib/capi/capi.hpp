@@ -91,6 +91,7 @@ struct EventScratch {
     std::string via_name;
     std::string family_name;
     std::string text;
+    std::string ip_text;
     std::vector<const char *> results;
     std::string json;
     std::string lsm_name, tcp_name, outcome_name;

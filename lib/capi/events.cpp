@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
 // C++ events to the C event structs handed to callbacks.
 #include "capi.hpp"
+#include "records/text.hpp"
 
 #include <connscope/format.hpp>
 
@@ -76,7 +77,8 @@ void to_c_address(const SocketAddress &addr, EventScratch &scratch, connscope_ad
     out = connscope_address{};
     out.size = sizeof(out);
     scratch.family_name = family_name(addr);
-    scratch.text = to_string(addr);
+    scratch.text.clear();
+    detail::append_address(scratch.text, addr);
     out.family_name = scratch.family_name.c_str();
     out.text = scratch.text.c_str();
     out.unix_name = "";
@@ -90,7 +92,8 @@ void to_c_address(const SocketAddress &addr, EventScratch &scratch, connscope_ad
                 out.flowinfo = a.flowinfo;
                 out.scope_id = a.scope_id;
                 std::memcpy(out.ip, a.ip.bytes.data(), sizeof(out.ip));
-                copy_text(out.ip_text, a.ip.to_string());
+                detail::assign_ip(scratch.ip_text, a.ip);
+                copy_text(out.ip_text, scratch.ip_text);
             } else if constexpr (std::is_same_v<T, UnixEndpoint>) {
                 out.kind = CONNSCOPE_ADDR_UNIX;
                 out.family = AF_UNIX;

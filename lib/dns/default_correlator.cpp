@@ -1,5 +1,6 @@
 #include "chains.hpp"
 #include "index_table.hpp"
+#include "name_list.hpp"
 
 #include <connscope/dns.hpp>
 #include <connscope/error.hpp>
@@ -135,7 +136,7 @@ IpAddress normalized(const IpAddress &ip)
     return key;
 }
 
-class DefaultCorrelator final : public DnsCorrelator {
+class DefaultCorrelator final : public DnsCorrelator, public detail::NameListLookup {
 public:
     explicit DefaultCorrelator(const DnsCacheOptions &options)
         : grace_s_(options.grace.count() < 0 ? 0 : static_cast<std::uint64_t>(options.grace.count())),
@@ -176,6 +177,8 @@ public:
     void observe(std::uint64_t netns, std::uint64_t time_ns, const DnsMessage &answer) override;
     std::vector<std::string> lookup(std::uint64_t netns, const IpAddress &address,
                                     std::uint64_t now_ns) override;
+    void lookup_into(std::uint64_t netns, const IpAddress &address, std::uint64_t now_ns,
+                     detail::NameList &names) override;
     DnsCorrelatorStats stats() const override;
 
 private:
@@ -613,25 +616,30 @@ std::vector<std::string> DefaultCorrelator::lookup(std::uint64_t netns, const Ip
                                                    std::uint64_t now_ns)
 {
     std::vector<std::string> out;
+    detail::NameList names;
+    names.start(out);
+    lookup_into(netns, address, now_ns, names);
+    names.finish();
+    return out;
+}
+
+void DefaultCorrelator::lookup_into(std::uint64_t netns, const IpAddress &address, std::uint64_t now_ns,
+                                    detail::NameList &names)
+{
     const IpAddress key = normalized(address);
     const std::uint32_t g = find_group(group_hash(netns, key), netns, key);
     if (g == nil_id)
-        return out;
-    std::size_t count = 0;
-    for (std::uint32_t e = groups_[g].head; e != nil_id; e = entries_[e].gnext)
-        ++count;
-    out.reserve(count);
+        return;
     for (std::uint32_t e = groups_[g].head; e != nil_id;) {
         const std::uint32_t next = entries_[e].gnext;
         if (entries_[e].expiry_ns <= now_ns) {
             remove_entry(e, Why::expired); // frees the group with its last entry; next is then nil
         } else {
-            out.emplace_back(names_[entries_[e].name].text());
+            names.add(names_[entries_[e].name].text());
             entries_[e].referenced = 1;
         }
         e = next;
     }
-    return out;
 }
 
 DnsCorrelatorStats DefaultCorrelator::stats() const

@@ -282,7 +282,8 @@ connscope_connect_bpf *open_with(const std::vector<const ProgramSpec *> &program
     skel->rodata->wakeup_watermark = settings.wakeup_watermark;
     skel->rodata->thread_size = host::kernel_thread_size();
     skel->rodata->track_outcomes = settings.outcomes;
-    skel->rodata->late_records = settings.outcomes && settings.late_records;
+    skel->rodata->mark_attempts = !settings.outcomes && settings.late_records;
+    skel->rodata->late_records = settings.late_records;
     // bpf_get_socket_cookie takes a socket in tracing programs from 5.12.
     static const bool cookie_in_tracing = host::kernel_btf_has_name("bpf_get_socket_ptr_cookie");
     skel->rodata->cookie_in_tracing = cookie_in_tracing;
@@ -461,10 +462,15 @@ AttachedBackend attach_backend(const BackendDescription &backend, const LoadSett
             programs.push_back(&p);
     const std::vector<const ProgramSpec *> own = programs;
     LoadSettings with_outcomes = settings;
+    with_outcomes.late_records = false;
     if (settings.outcomes) {
         for (const auto *p : outcome_programs(backend))
             programs.push_back(p);
         with_outcomes.late_records = hook_after_lsms(backend);
+    } else if (settings.refused_attempts && hook_after_lsms(backend)) {
+        for (const auto *p : refused_attempt_programs())
+            programs.push_back(p);
+        with_outcomes.late_records = true;
     }
 
     const bool on_cgroup = uses_cgroup(programs);
@@ -515,7 +521,10 @@ AttachedBackend attach_backend(const BackendDescription &backend, const LoadSett
     if (variant.note)
         out.detail += std::string(" (") + variant.note + ")";
     if (!outcome_hooks.empty())
-        out.detail += "; outcomes from " + join_hooks(outcome_hooks);
+        out.detail += (settings.outcomes ? "; outcomes from " : "; refused connect(2)s from ") +
+                      join_hooks(outcome_hooks);
+    if (!settings.outcomes && !settings.refused_attempts && hook_after_lsms(backend))
+        gaps.emplace_back("connect(2)s an LSM refused before the hook (outcomes are off: Options::outcomes)");
     out.gaps = std::move(gaps);
     for (const char *gap : backend.gaps)
         out.gaps.emplace_back(gap);

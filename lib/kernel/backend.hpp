@@ -32,6 +32,9 @@ struct LoadSettings {
     std::shared_ptr<const CgroupScope> cgroup;
     std::string cgroup_missing;
     bool outcomes = true; // follow each connect to its outcome (outcome.bpf.c)
+    // Without outcomes: still report a connect(2) an LSM refused before a
+    // hook that runs after the LSMs (only connect's exit, no handshakes).
+    bool refused_attempts = true;
     bool late_records = false; // set by attach_backend: hook_after_lsms()
     // Runs after load and before attach (the filters), so no event escapes it.
     std::function<void(connscope_connect_bpf *)> before_attach;
@@ -93,6 +96,10 @@ const std::vector<BackendDescription> &backend_table();
 // The programs that follow each connect of this backend to its outcome
 // (bpf/outcome.bpf.c), all optional: loaded with it when outcomes are on.
 std::vector<const ProgramSpec *> outcome_programs(const BackendDescription &backend);
+
+// Without outcomes, what reports the connect(2)s an LSM refused before the
+// backend's hook (when hook_after_lsms()): the exit of connect alone.
+std::vector<const ProgramSpec *> refused_attempt_programs();
 
 // Every program outcome_programs() can choose from.
 const std::vector<ProgramSpec> &outcome_program_table();

@@ -188,6 +188,12 @@ std::vector<const ProgramSpec *> outcome_programs(const BackendDescription &back
     return out;
 }
 
+std::vector<const ProgramSpec *> refused_attempt_programs()
+{
+    const auto &t = outcome_program_table();
+    return {tracefs_mounted() ? &t[1] : &t[5]};
+}
+
 bool hook_after_lsms(const BackendDescription &backend)
 {
     const std::string name = backend.name;

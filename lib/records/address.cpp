@@ -1,5 +1,7 @@
 #include <connscope/address.hpp>
 
+#include "text.hpp"
+
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
@@ -67,16 +69,42 @@ IpAddress IpAddress::unmapped() const noexcept
 
 namespace {
 
+void append_decimal(std::string &out, unsigned v)
+{
+    char buf[10];
+    char *p = buf + sizeof(buf);
+    do {
+        *--p = static_cast<char>('0' + v % 10);
+        v /= 10;
+    } while (v);
+    out.append(p, static_cast<std::size_t>(buf + sizeof(buf) - p));
+}
+
 void append_quad(std::string &out, const std::uint8_t *b)
 {
-    char buf[16];
-    int n = std::snprintf(buf, sizeof(buf), "%u.%u.%u.%u", b[0], b[1], b[2], b[3]);
-    out.append(buf, static_cast<std::size_t>(n));
+    for (int i = 0; i < 4; ++i) {
+        if (i)
+            out += '.';
+        append_decimal(out, b[i]);
+    }
+}
+
+void append_hex_group(std::string &out, std::uint16_t v)
+{
+    static const char hex[] = "0123456789abcdef";
+    bool started = false;
+    for (int shift = 12; shift >= 0; shift -= 4) {
+        const unsigned digit = v >> shift & 0xf;
+        if (digit || started || shift == 0) {
+            out += hex[digit];
+            started = true;
+        }
+    }
 }
 
 // Written out rather than taken from inet_ntop: glibc also prints the
 // deprecated IPv4-compatible form (::a.b.c.d), which RFC 5952 does not want.
-std::string v6_text(const std::array<std::uint8_t, 16> &b)
+void append_v6(std::string &out, const std::array<std::uint8_t, 16> &b)
 {
     std::uint16_t g[8];
     for (int i = 0; i < 8; ++i)
@@ -100,21 +128,17 @@ std::string v6_text(const std::array<std::uint8_t, 16> &b)
     if (best_len < 2)
         best = -1;
 
-    std::string out;
-    out.reserve(40);
-    char buf[8];
+    const std::size_t start = out.size();
     for (int i = 0; i < 8; ++i) {
         if (i == best) {
             out += "::";
             i += best_len - 1;
             continue;
         }
-        if (!out.empty() && out.back() != ':')
+        if (out.size() > start && out.back() != ':')
             out += ':';
-        int n = std::snprintf(buf, sizeof(buf), "%x", g[i]);
-        out.append(buf, static_cast<std::size_t>(n));
+        append_hex_group(out, g[i]);
     }
-    return out;
 }
 
 void append_escaped(std::string &out, const std::string &name)
@@ -132,37 +156,81 @@ void append_escaped(std::string &out, const std::string &name)
     }
 }
 
-std::string family_number_name(std::uint16_t family)
+void append_family_number_name(std::string &out, std::uint16_t family)
 {
     switch (family) {
-    case AF_UNSPEC:
-        return "AF_UNSPEC";
-    case AF_UNIX:
-        return "AF_UNIX";
-    case AF_INET:
-        return "AF_INET";
-    case AF_INET6:
-        return "AF_INET6";
+    case AF_UNSPEC: out += "AF_UNSPEC"; return;
+    case AF_UNIX: out += "AF_UNIX"; return;
+    case AF_INET: out += "AF_INET"; return;
+    case AF_INET6: out += "AF_INET6"; return;
     default:
-        return "AF_" + std::to_string(family);
+        out += "AF_";
+        append_decimal(out, family);
     }
 }
 
 } // namespace
 
+namespace detail {
+
+void append_ip(std::string &out, const IpAddress &ip)
+{
+    if (ip.family == IpAddress::Family::v4) {
+        append_quad(out, ip.bytes.data());
+    } else if (ip.is_v4_mapped()) {
+        out += "::ffff:";
+        append_quad(out, ip.bytes.data() + 12);
+    } else {
+        append_v6(out, ip.bytes);
+    }
+}
+
+void append_address(std::string &out, const SocketAddress &address)
+{
+    if (const auto *inet = std::get_if<InetEndpoint>(&address)) {
+        if (inet->ip.family == IpAddress::Family::v4) {
+            append_ip(out, inet->ip);
+        } else {
+            out += '[';
+            append_ip(out, inet->ip);
+            if (inet->scope_id != 0) {
+                out += '%';
+                append_decimal(out, inet->scope_id);
+            }
+            out += ']';
+        }
+        out += ':';
+        append_decimal(out, inet->port);
+        return;
+    }
+    if (const auto *unix_ep = std::get_if<UnixEndpoint>(&address)) {
+        switch (unix_ep->kind) {
+        case UnixEndpoint::Kind::unnamed:
+            out += "(unnamed)";
+            return;
+        case UnixEndpoint::Kind::abstract:
+            out += '@';
+            break;
+        case UnixEndpoint::Kind::path:
+            break;
+        }
+        append_escaped(out, unix_ep->name);
+        return;
+    }
+    const auto &unknown = std::get<UnknownAddress>(address);
+    append_family_number_name(out, unknown.family);
+    out += " (len ";
+    append_decimal(out, unknown.length);
+    out += ')';
+}
+
+} // namespace detail
+
 std::string IpAddress::to_string() const
 {
-    if (family == Family::v4) {
-        std::string out;
-        append_quad(out, bytes.data());
-        return out;
-    }
-    if (is_v4_mapped()) {
-        std::string out = "::ffff:";
-        append_quad(out, bytes.data() + 12);
-        return out;
-    }
-    return v6_text(bytes);
+    std::string out;
+    detail::append_ip(out, *this);
+    return out;
 }
 
 std::string family_name(const SocketAddress &address)
@@ -171,36 +239,16 @@ std::string family_name(const SocketAddress &address)
         return inet->ip.family == IpAddress::Family::v4 ? "AF_INET" : "AF_INET6";
     if (std::holds_alternative<UnixEndpoint>(address))
         return "AF_UNIX";
-    return family_number_name(std::get<UnknownAddress>(address).family);
+    std::string out;
+    append_family_number_name(out, std::get<UnknownAddress>(address).family);
+    return out;
 }
 
 std::string to_string(const SocketAddress &address)
 {
-    if (const auto *inet = std::get_if<InetEndpoint>(&address)) {
-        std::string port = std::to_string(inet->port);
-        if (inet->ip.family == IpAddress::Family::v4)
-            return inet->ip.to_string() + ":" + port;
-        std::string out = "[" + inet->ip.to_string();
-        if (inet->scope_id != 0)
-            out += "%" + std::to_string(inet->scope_id);
-        return out + "]:" + port;
-    }
-    if (const auto *unix_ep = std::get_if<UnixEndpoint>(&address)) {
-        std::string out;
-        switch (unix_ep->kind) {
-        case UnixEndpoint::Kind::unnamed:
-            return "(unnamed)";
-        case UnixEndpoint::Kind::abstract:
-            out = "@";
-            break;
-        case UnixEndpoint::Kind::path:
-            break;
-        }
-        append_escaped(out, unix_ep->name);
-        return out;
-    }
-    const auto &unknown = std::get<UnknownAddress>(address);
-    return family_number_name(unknown.family) + " (len " + std::to_string(unknown.length) + ")";
+    std::string out;
+    detail::append_address(out, address);
+    return out;
 }
 
 } // namespace connscope

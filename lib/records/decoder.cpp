@@ -61,18 +61,25 @@ std::uint32_t record_type(const void *data, std::size_t size)
     return hdr.type;
 }
 
-SocketAddress decode_sockaddr(const std::uint8_t *addr, std::uint32_t addrlen, bool fault)
+void decode_sockaddr(const std::uint8_t *addr, std::uint32_t addrlen, bool fault, SocketAddress &out,
+                     std::string &spare_name)
 {
+    // A UNIX name's buffer waits in spare_name while out holds another kind.
+    if (auto *unix_ep = std::get_if<UnixEndpoint>(&out))
+        spare_name.swap(unix_ep->name);
     std::uint32_t avail = addrlen < CS_SOCKADDR_MAX ? addrlen : CS_SOCKADDR_MAX;
-    if (fault || avail < 2)
-        return UnknownAddress{avail >= 2 && !fault ? load16(addr) : std::uint16_t{0}, addrlen};
+    if (fault || avail < 2) {
+        out = UnknownAddress{avail >= 2 && !fault ? load16(addr) : std::uint16_t{0}, addrlen};
+        return;
+    }
     std::uint16_t family = load16(addr);
 
     if (family == AF_INET && avail >= sockaddr_in_size) {
         InetEndpoint ep;
         ep.ip = IpAddress::v4(addr + 4);
         ep.port = net16(addr + 2);
-        return ep;
+        out = ep;
+        return;
     }
     if (family == AF_INET6 && avail >= sockaddr_in6_min) {
         InetEndpoint ep;
@@ -81,16 +88,19 @@ SocketAddress decode_sockaddr(const std::uint8_t *addr, std::uint32_t addrlen, b
         ep.flowinfo = net32(addr + 4);
         if (avail >= sockaddr_in6_size)
             ep.scope_id = load32(addr + 24);
-        return ep;
+        out = ep;
+        return;
     }
     if (family == AF_UNIX) {
-        UnixEndpoint ep;
+        UnixEndpoint &ep = out.emplace<UnixEndpoint>();
+        ep.name.swap(spare_name);
         std::uint32_t len = avail - sun_path_offset;
         if (len > sun_path_max)
             len = sun_path_max;
         const char *path = reinterpret_cast<const char *>(addr + sun_path_offset);
         if (len == 0) {
             ep.kind = UnixEndpoint::Kind::unnamed;
+            ep.name.clear();
         } else if (path[0] == '\0') {
             ep.kind = UnixEndpoint::Kind::abstract;
             ep.name.assign(path + 1, len - 1);
@@ -98,13 +108,21 @@ SocketAddress decode_sockaddr(const std::uint8_t *addr, std::uint32_t addrlen, b
             ep.kind = UnixEndpoint::Kind::path;
             ep.name.assign(path, strnlen(path, len));
         }
-        return ep;
+        return;
     }
-    return UnknownAddress{family, addrlen};
+    out = UnknownAddress{family, addrlen};
+}
+
+SocketAddress decode_sockaddr(const std::uint8_t *addr, std::uint32_t addrlen, bool fault)
+{
+    SocketAddress out;
+    std::string spare_name;
+    decode_sockaddr(addr, addrlen, fault, out, spare_name);
+    return out;
 }
 
 bool decode_connect(const void *data, std::size_t size, std::int64_t epoch_offset_ns,
-                    SecuritySocketConnect &out)
+                    SecuritySocketConnect &out, std::string *spare_name)
 {
     cs_connect_record rec;
     if (size < sizeof(rec))
@@ -133,7 +151,9 @@ bool decode_connect(const void *data, std::size_t size, std::int64_t epoch_offse
     out.via = static_cast<ConnectVia>(rec.via);
     out.late = (rec.flags & CS_CONNECT_LATE) != 0;
     out.connect_id = rec.connect_id;
-    out.remote_addr = decode_sockaddr(rec.addr, rec.addrlen, (rec.flags & CS_CONNECT_ADDR_FAULT) != 0);
+    std::string own_spare;
+    decode_sockaddr(rec.addr, rec.addrlen, (rec.flags & CS_CONNECT_ADDR_FAULT) != 0, out.remote_addr,
+                    spare_name ? *spare_name : own_spare);
     return true;
 }
 

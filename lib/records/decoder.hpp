@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "wire.h"
 
@@ -28,10 +29,16 @@ std::uint32_t record_type(const void *data, std::size_t size);
 // bytes after it, else the path runs to the first NUL or the end (108 bytes
 // without a NUL are a valid path). Anything else is UnknownAddress.
 SocketAddress decode_sockaddr(const std::uint8_t *addr, std::uint32_t addrlen, bool fault);
+// The same into out. A UNIX name's string is kept in spare_name while out
+// holds another kind, and used again: a steady state allocates nothing.
+void decode_sockaddr(const std::uint8_t *addr, std::uint32_t addrlen, bool fault, SocketAddress &out,
+                     std::string &spare_name);
 
-// A connect record into an event; false if it is malformed.
+// A connect record into an event; false if it is malformed. The event's
+// strings are reused (spare_name: as for decode_sockaddr; the Session keeps
+// one so that decoding allocates nothing in a steady state).
 bool decode_connect(const void *data, std::size_t size, std::int64_t epoch_offset_ns,
-                    SecuritySocketConnect &out);
+                    SecuritySocketConnect &out, std::string *spare_name = nullptr);
 
 // An outcome record into an event; false if it is malformed.
 bool decode_outcome(const void *data, std::size_t size, std::int64_t epoch_offset_ns, ConnectOutcome &out);

@@ -351,6 +351,72 @@ TEST_CASE("A connect Landlock denies is reported, with EACCES and the LSM's verd
     }
 }
 
+TEST_CASE("Without on_outcome, a connect Landlock denies is still reported, and no handshake is followed",
+          "[outcome][landlock]")
+{
+    // Only on_connect: the Session follows no outcome (Options::outcomes
+    // applies to a Session that takes them), yet reports refused attempts.
+    std::vector<SecuritySocketConnect> connects;
+    Options o = own_options();
+    o.backends = testing::backend_under_test();
+    o.on_connect = [&](const SecuritySocketConnect &ev) { connects.push_back(ev); };
+    Session session(o);
+    const std::string backend = session.backend().name;
+    INFO("backend " << backend << ": " << session.backend().reason);
+    const bool late = backend == "cgroup" || backend == "lsm";
+    if (late)
+        CHECK(session.backend().reason.find("refused connect(2)s from") != std::string::npos);
+    CHECK(session.backend().reason.find("outcomes from") == std::string::npos);
+    Listener l(AF_INET);
+    int landlock_err = 0, allowed_ret = -1, denied_ret = 0, denied_errno = 0;
+    std::uint32_t tid = 0;
+    std::thread restricted([&] {
+        tid = this_tid();
+        // First an allowed connect of the same thread: its mark must not
+        // hide the refused one that follows.
+        int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        allowed_ret = ::connect(fd, l.sa(), l.len);
+        ::close(fd);
+        landlock_err = landlock_forbid_tcp_connect();
+        if (landlock_err)
+            return;
+        fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        denied_ret = ::connect(fd, l.sa(), l.len);
+        denied_errno = errno;
+        ::close(fd);
+    });
+    restricted.join();
+    REQUIRE(allowed_ret == 0);
+    if (landlock_err) {
+        WARN("Landlock network rules are not available here (" << strerrorname_np(landlock_err)
+                                                              << "; Linux 6.7 with landlock in lsm=): not tested");
+        return;
+    }
+    REQUIRE(denied_ret == -1);
+    REQUIRE(denied_errno == EACCES);
+    auto attempts = [&] {
+        std::vector<const SecuritySocketConnect *> out;
+        for (const auto &c : connects) {
+            const auto *ep = inet(c);
+            if (ep && ep->port == l.port && c.process.tid == tid)
+                out.push_back(&c);
+        }
+        return out;
+    };
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (attempts().size() < 2 && std::chrono::steady_clock::now() < deadline)
+        session.poll(std::chrono::milliseconds(20));
+    const auto seen = attempts();
+    REQUIRE(seen.size() == 2);
+    CHECK_FALSE(seen[0]->late);
+    CHECK(seen[1]->late == late);
+    CHECK(seen[1]->toctou == (late || backend == "tracepoint"));
+    CHECK(seen[1]->type == SocketType::stream);
+    CHECK(seen[1]->sockfd >= 0);
+    CHECK(session.stats().outcomes == 0);
+    CHECK(session.stats().lost == 0);
+}
+
 namespace {
 
 // A cgroup of the test's own with a deny-all cgroup/connect4 program on it,

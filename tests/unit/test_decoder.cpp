@@ -361,3 +361,33 @@ TEST_CASE("a malformed outcome record is rejected")
     r.hdr.size = sizeof(r) + 8;
     CHECK_FALSE(decode_outcome(&r, sizeof(r), 0, o));
 }
+
+TEST_CASE("decoding into a reused address keeps the UNIX name's buffer across other families")
+{
+    std::uint8_t unix_raw[CS_SOCKADDR_MAX] = {};
+    const std::uint16_t af_unix = AF_UNIX, af_inet = AF_INET;
+    std::memcpy(unix_raw, &af_unix, 2);
+    const std::string path = "/run/a-socket-path-longer-than-inline.sock";
+    std::memcpy(unix_raw + 2, path.data(), path.size());
+    std::uint8_t inet_raw[CS_SOCKADDR_MAX] = {};
+    std::memcpy(inet_raw, &af_inet, 2);
+    inet_raw[4] = 127;
+    inet_raw[7] = 1;
+
+    SocketAddress addr;
+    std::string spare;
+    decode_sockaddr(unix_raw, 2 + static_cast<std::uint32_t>(path.size()), false, addr, spare);
+    REQUIRE(std::get<UnixEndpoint>(addr).name == path);
+    const char *buffer = std::get<UnixEndpoint>(addr).name.data();
+
+    decode_sockaddr(inet_raw, 16, false, addr, spare);
+    CHECK(to_string(addr) == "127.0.0.1:0");
+    decode_sockaddr(unix_raw, 2, false, addr, spare); // unnamed: no name left over
+    CHECK(std::get<UnixEndpoint>(addr).kind == UnixEndpoint::Kind::unnamed);
+    CHECK(std::get<UnixEndpoint>(addr).name.empty());
+    decode_sockaddr(inet_raw, 16, false, addr, spare);
+    decode_sockaddr(unix_raw, 2 + static_cast<std::uint32_t>(path.size()), false, addr, spare);
+    CHECK(std::get<UnixEndpoint>(addr).kind == UnixEndpoint::Kind::path);
+    CHECK(std::get<UnixEndpoint>(addr).name == path);
+    CHECK(std::get<UnixEndpoint>(addr).name.data() == buffer);
+}

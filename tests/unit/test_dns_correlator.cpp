@@ -3,6 +3,8 @@
 #include <connscope/dns.hpp>
 #include <connscope/error.hpp>
 
+#include "dns/name_list.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cerrno>
@@ -276,4 +278,40 @@ TEST_CASE("answers without addresses change nothing but the count", "[dns][corre
     c->observe(ns1, t0, msg(Builder().question("c.test").cname("c.test", "d.test")));
     CHECK(c->stats().answers == 2);
     CHECK(c->stats().entries == 0);
+}
+
+TEST_CASE("the Session's lookup into reused strings gives what lookup() gives", "[dns][correlator]")
+{
+    auto c = make();
+    c->observe(ns1, t0,
+               msg(Builder()
+                       .question("www.shop.test")
+                       .cname("www.shop.test", "shop.cdn.test")
+                       .cname("shop.cdn.test", "a-rather-long-edge-name.cdn.test")
+                       .a("a-rather-long-edge-name.cdn.test", "192.0.2.7")));
+    c->observe(ns1, t0, msg(Builder().question("one.test").a("one.test", "192.0.2.8")));
+    auto *into = dynamic_cast<connscope::detail::NameListLookup *>(c.get());
+    REQUIRE(into != nullptr);
+
+    std::vector<std::string> results{"stale", "names", "from", "before"};
+    connscope::detail::NameList names;
+    auto lookup = [&](const char *address) {
+        names.start(results);
+        into->lookup_into(ns1, ip(address), t0 + s, names);
+        names.finish();
+        CHECK(results == c->lookup(ns1, ip(address), t0 + s));
+    };
+    lookup("192.0.2.7");
+    REQUIRE(results == Names{"www.shop.test", "shop.cdn.test", "a-rather-long-edge-name.cdn.test"});
+    const char *long_name = results[2].data();
+    lookup("192.0.2.8");
+    CHECK(results == Names{"one.test"});
+    lookup("192.0.2.99");
+    CHECK(results.empty());
+    // The strings given back wait, buffers and all, for the next longer list.
+    lookup("192.0.2.7");
+    CHECK(results == Names{"www.shop.test", "shop.cdn.test", "a-rather-long-edge-name.cdn.test"});
+    const bool reused = results[0].data() == long_name || results[1].data() == long_name ||
+                        results[2].data() == long_name;
+    CHECK(reused);
 }

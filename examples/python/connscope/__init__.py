@@ -53,7 +53,7 @@ __all__ = [
     "TCP_NONE", "TCP_ESTABLISHED", "TCP_REFUSED", "TCP_TIMED_OUT", "TCP_UNREACHABLE", "TCP_CLOSED",
 ]
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 # The oldest library whose C ABI this module declares (0.2 moved the process
 # and address out of the events, behind pointers).
