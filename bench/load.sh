@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
 # What a busy server pays (issue 14): nginx on 127.0.0.1 serving a tiny static
 # file with access_log off, driven by ab with a new TCP connection per request
-# (-c 8, no -k), in interleaved rounds under three setups:
+# (-c 8, no -k), in interleaved rounds under four setups:
 #   untraced
 #   library    bench-load-noop: a Session with the defaults, no-op callbacks
 #   library-no-outcomes  the same with Options::outcomes off (what following

@@ -75,24 +75,26 @@ static __always_inline bool emit_late_record(long ret)
 }
 
 /*
- * mark_attempts: connect(2) returned ret. The thread's mark is this
- * connect's if the backend's hook saw it; else, refused, it is reported
- * late. The mark stays (no delete: cheaper), flagged as used.
+ * mark_attempts: connect(2) returned ret. An unused mark of this thread's
+ * is this connect's, which the backend's hook saw; else, refused, it is
+ * reported late.
  */
 static __always_inline void on_connect_exit_marked(long ret)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct pending_connect *pp = bpf_map_lookup_elem(&pending_by_tid, &tid);
+	struct attempt_mark *m = attempt_mark_of(tid);
 
-	if (pp && !(pp->flags & PENDING_EXITED)) {
-		pp->flags |= PENDING_EXITED;
+	if (!m)
+		return;
+	if (m->tid == tid && !m->exited) {
+		m->exited = 1;
 		return;
 	}
 	if ((ret != -EACCES && ret != -EPERM) || !emit_late_record(ret))
 		return;
-	pp = bpf_map_lookup_elem(&pending_by_tid, &tid);
-	if (pp)
-		pp->flags |= PENDING_EXITED;
+	/* The late record marked the slot as a new attempt: this is its end. */
+	if (m->tid == tid)
+		m->exited = 1;
 }
 
 /* The system call that asked for a connect returned ret. via: its path. */

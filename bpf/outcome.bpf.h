@@ -20,13 +20,38 @@ const volatile bool track_outcomes __weak = false;
 /*
  * Set instead of track_outcomes when no one asked for outcomes but a
  * connect(2) an LSM refused before the backend's hook must still be reported
- * (outcome.bpf.c, late records): each attempt is only marked per thread, and
- * only the exit of connect(2) looks at the mark. No handshake is followed.
+ * (outcome.bpf.c, late records): each connect(2) attempt only marks its
+ * thread's slot in attempt_marks, and only the exit of connect(2) looks at
+ * it. No handshake is followed.
  */
 const volatile bool mark_attempts __weak = false;
 
-/* pending_connect.flags, besides the CS_OUTCOME_* ones: connect(2) returned. */
-#define PENDING_EXITED 0x8000
+/*
+ * The marks, by thread id modulo the size: an array, whose update is a plain
+ * store (the LRU table's costs about 200 ns a connect). Two threads of one
+ * slot connecting at the same moment can make the first look unmarked at its
+ * return: a refused one is then reported twice (by the hook and late), never
+ * missed.
+ */
+#define ATTEMPT_MARKS 16384 /* a power of two */
+struct attempt_mark {
+	__u32 tid;
+	__u32 exited; /* its connect(2) returned */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ATTEMPT_MARKS);
+	__type(key, __u32);
+	__type(value, struct attempt_mark);
+} attempt_marks SEC(".maps") __weak;
+
+static __always_inline struct attempt_mark *attempt_mark_of(__u32 tid)
+{
+	__u32 slot = tid & (ATTEMPT_MARKS - 1);
+
+	return bpf_map_lookup_elem(&attempt_marks, &slot);
+}
 
 /* A connect whose system call has not returned yet. */
 struct pending_connect {
@@ -97,12 +122,19 @@ static __always_inline void track_connect(const struct cs_connect_record *rec, b
 	struct pending_connect p = {};
 	__u32 tid = rec->proc.tid;
 
-	if (!track_outcomes && !mark_attempts)
+	if (mark_attempts) {
+		/* For connect(2)'s exit alone: a send's mark would look like its. */
+		struct attempt_mark *m = rec->via == CS_VIA_CONNECT ? attempt_mark_of(tid) : NULL;
+
+		if (m) {
+			m->tid = tid;
+			m->exited = 0;
+		}
+		return;
+	}
+	if (!track_outcomes)
 		return;
 	if (rec->via == CS_VIA_IO_URING && rec->sock_type != 1 /* SOCK_STREAM */)
-		return;
-	/* Marks are for connect(2)'s exit alone: a send's would look like its. */
-	if (mark_attempts && rec->via != CS_VIA_CONNECT)
 		return;
 	p.connect_id = rec->connect_id;
 	p.attempt_boot_ns = rec->hdr.boot_ns;

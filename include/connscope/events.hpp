@@ -3,7 +3,10 @@
  * @brief The typed events a Session delivers: SecuritySocketConnect, NetTcpConnect and ConnectOutcome.
  *
  * Events are plain values. A callback receives a const reference that is
- * valid during the callback; copy what you keep.
+ * valid during the callback; copy what you keep. The Session decodes every
+ * record into the same event objects, whose strings and vectors keep their
+ * buffers, so that delivering an event allocates nothing once they have
+ * grown to the longest values seen (with the default correlator; since 0.5).
  */
 #pragma once
 
