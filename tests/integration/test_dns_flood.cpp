@@ -395,7 +395,15 @@ TEST_CASE("a 5 s DNS flood from an unprivileged namespace blinds no one and lose
     CHECK(st.dns_cache_bytes_max == DnsCacheOptions{}.max_bytes);
     CHECK(st.dns_cache_bytes <= st.dns_cache_bytes_max);
     CHECK(st.dns_cache_bytes_allocated <= st.dns_cache_bytes_max);
+#if defined(__SANITIZE_ADDRESS__)
+    // ASan keeps freed memory in its quarantine (256 MB by default), so the
+    // resident size follows the allocations made, not the heap in use: the
+    // main build's run checks the growth.
+    WARN("under ASan the anonymous memory grew by " << (anon_peak - anon_before) / 1024
+                                                    << " MiB (its quarantine included): not checked");
+#else
     CHECK((anon_peak - anon_before) * 1024 <= st.dns_cache_bytes_max);
+#endif
     // The ring filled while the consumer stalled, and the DNS records gave way.
     if (!stalled)
         WARN("the consumer's stall did not fill the ring to the DNS limit here (a slow build: the flooder "

@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR BSD-2-Clause
 #include "support/loopback.hpp"
 
+#include <algorithm>
+#include <iterator>
+#include <mutex>
+
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
@@ -26,7 +30,9 @@ TcpListener::TcpListener()
 
 TcpListener::~TcpListener() { ::close(fd); }
 
-std::uint16_t free_port(int type)
+namespace {
+
+std::uint16_t any_free_port(int type)
 {
     int fd = ::socket(AF_INET, type, 0);
     sockaddr_in sin{};
@@ -37,6 +43,27 @@ std::uint16_t free_port(int type)
     ::getsockname(fd, reinterpret_cast<sockaddr *>(&sin), &len);
     ::close(fd);
     return ntohs(sin.sin_port);
+}
+
+} // namespace
+
+std::uint16_t free_port(int type)
+{
+    // The kernel may hand the port it just took back out again (it did, in
+    // an arm64 VM): a test that asks twice must get two ports.
+    static std::mutex lock;
+    static std::uint16_t recent[64];
+    static std::size_t next = 0;
+    const std::lock_guard<std::mutex> hold(lock);
+    for (;;) {
+        const std::uint16_t port = any_free_port(type);
+        if (port == 0)
+            return 0; // no loopback to bind to: the caller's connect fails and says so
+        if (std::find(std::begin(recent), std::end(recent), port) != std::end(recent))
+            continue;
+        recent[next++ % 64] = port;
+        return port;
+    }
 }
 
 void udp_connect(std::uint16_t port)
